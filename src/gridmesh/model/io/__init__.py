@@ -1,0 +1,1 @@
+"""Readers and writers: YAML scenarios, pandapower networks, SimBench codes."""
