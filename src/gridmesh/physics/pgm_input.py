@@ -1,0 +1,178 @@
+"""Translate a gridmesh network into power-grid-model input arrays.
+
+This is the only place that knows power-grid-model's component layout. Every element gets a unique
+integer id (power-grid-model needs ids unique across all components); :class:`ModelIndex` keeps the
+mapping back to gridmesh ids for results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from power_grid_model import ComponentType, DatasetType, LoadGenType, WindingType, initialize_array
+
+from gridmesh.model.graph import branch_end_open
+from gridmesh.model.kinds import SwitchedElement, TapSide
+from gridmesh.model.network import Network
+from gridmesh.units import KW_PER_MW, V_PER_KV, W_PER_KW
+
+IdArray = npt.NDArray[np.int32]
+IDEAL_SOURCE_SK_VA = 1e15  # an ideal slack for power flow, as pandapower's ext_grid
+OMEGA = 2 * math.pi * 50.0
+
+
+@dataclass(frozen=True)
+class ModelIndex:
+    """gridmesh ids in power-grid-model order, and the integer ids given to them."""
+
+    buses: tuple[str, ...]
+    lines: tuple[str, ...]
+    transformers: tuple[str, ...]
+    links: tuple[str, ...]  # bus-bus switches
+    sources: tuple[str, ...]
+    loads: tuple[str, ...]
+    generators: tuple[str, ...]
+    batteries: tuple[str, ...]
+    ev_chargers: tuple[str, ...]
+    load_ids: IdArray  # sym_load ids: loads then EV chargers
+    gen_ids: IdArray  # sym_gen ids: generators then batteries
+
+
+def _ids(start: int, count: int) -> IdArray:
+    return np.arange(start, start + count, dtype=np.int32)
+
+
+def _array(component: ComponentType, size: int) -> Any:
+    return initialize_array(DatasetType.input, component, size)
+
+
+def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[ComponentType, Any], ModelIndex]:
+    """power-grid-model input for the network in its present switch states.
+
+    ``ideal_sources`` replaces the external grids' short-circuit power by an ideal slack (power flow, as
+    pandapower does); short-circuit studies pass False to keep the upstream impedance.
+    """
+    net = network
+    bus_ids = tuple(net.buses)
+    node_of = {b: i for i, b in enumerate(bus_ids)}
+    nb = len(bus_ids)
+    node = _array(ComponentType.node, nb)
+    node["id"] = _ids(0, nb)
+    node["u_rated"] = [net.buses[b].vn_kv * V_PER_KV for b in bus_ids]
+    next_id = nb
+
+    opened = branch_end_open(net)
+    lines = tuple(net.lines)
+    line = _array(ComponentType.line, len(lines))
+    line["id"] = _ids(next_id, len(lines))
+    next_id += len(lines)
+    if lines:
+        rows = [net.lines[i] for i in lines]
+        length = np.array([r.length_km for r in rows])
+        par = np.array([r.parallel for r in rows], dtype=float)
+        r1 = np.array([r.r_ohm_per_km for r in rows]) * length / par
+        x1 = np.array([r.x_ohm_per_km for r in rows]) * length / par
+        c1 = np.array([r.c_nf_per_km for r in rows]) * 1e-9 * length * par
+        g1 = np.array([r.g_us_per_km for r in rows]) * 1e-6 * length * par
+        line["from_node"] = [node_of[r.from_bus] for r in rows]
+        line["to_node"] = [node_of[r.to_bus] for r in rows]
+        line["from_status"] = [int(r.in_service and (r.id, r.from_bus) not in opened) for r in rows]
+        line["to_status"] = [int(r.in_service and (r.id, r.to_bus) not in opened) for r in rows]
+        line["r1"], line["x1"], line["c1"] = r1, x1, c1
+        line["tan1"] = np.divide(g1, OMEGA * c1, out=np.zeros_like(g1), where=c1 > 0)
+        # Zero sequence: use given values, else the usual cable rules of thumb (only short circuit needs them).
+        line["r0"] = [(r.r0_ohm_per_km if r.r0_ohm_per_km is not None else 4 * r.r_ohm_per_km) for r in rows]
+        line["x0"] = [(r.x0_ohm_per_km if r.x0_ohm_per_km is not None else 3 * r.x_ohm_per_km) for r in rows]
+        line["c0"] = [(r.c0_nf_per_km if r.c0_nf_per_km is not None else 0.6 * r.c_nf_per_km) for r in rows]
+        line["r0"] *= length / par
+        line["x0"] *= length / par
+        line["c0"] *= 1e-9 * length * par
+        line["tan0"] = 0.0
+        line["i_n"] = [r.max_i_a * r.parallel for r in rows]
+
+    trafos = tuple(net.transformers)
+    trafo = _array(ComponentType.transformer, len(trafos))
+    trafo["id"] = _ids(next_id, len(trafos))
+    next_id += len(trafos)
+    for k, tid in enumerate(trafos):
+        t = net.transformers[tid]
+        sn = t.sn_kva * W_PER_KW * t.parallel
+        clock = int(round(t.shift_degree / 30.0)) % 12
+        u1, u2 = t.vn_hv_kv * V_PER_KV, t.vn_lv_kv * V_PER_KV
+        trafo[k]["from_node"], trafo[k]["to_node"] = node_of[t.hv_bus], node_of[t.lv_bus]
+        trafo[k]["from_status"] = int(t.in_service and (t.id, t.hv_bus) not in opened)
+        trafo[k]["to_status"] = int(t.in_service and (t.id, t.lv_bus) not in opened)
+        trafo[k]["u1"], trafo[k]["u2"], trafo[k]["sn"] = u1, u2, sn
+        trafo[k]["uk"] = t.vk_percent / 100.0
+        trafo[k]["pk"] = t.vkr_percent / 100.0 * sn
+        trafo[k]["i0"] = max(t.i0_percent / 100.0, t.pfe_kw * W_PER_KW * t.parallel / sn)
+        trafo[k]["p0"] = t.pfe_kw * W_PER_KW * t.parallel
+        # Odd clock numbers need a delta winding on one side (Dyn5 …); even ones are star-star.
+        trafo[k]["winding_from"] = WindingType.delta if clock % 2 else WindingType.wye_n
+        trafo[k]["winding_to"] = WindingType.wye_n
+        trafo[k]["clock"] = clock
+        trafo[k]["tap_side"] = 0 if t.tap_side is TapSide.HV else 1
+        trafo[k]["tap_pos"], trafo[k]["tap_nom"] = t.tap_pos, t.tap_neutral
+        trafo[k]["tap_min"], trafo[k]["tap_max"] = t.tap_min, t.tap_max
+        trafo[k]["tap_size"] = t.tap_step_percent / 100.0 * (u1 if t.tap_side is TapSide.HV else u2)
+
+    links = tuple(s.id for s in net.switches.values() if s.element_type is SwitchedElement.BUS)
+    link = _array(ComponentType.link, len(links))
+    link["id"] = _ids(next_id, len(links))
+    next_id += len(links)
+    for k, sid in enumerate(links):
+        s = net.switches[sid]
+        link[k]["from_node"], link[k]["to_node"] = node_of[s.bus], node_of[s.element]
+        status = int(s.is_closed and s.in_service)
+        link[k]["from_status"] = link[k]["to_status"] = status
+
+    sources = tuple(net.external_grids)
+    source = _array(ComponentType.source, len(sources))
+    source["id"] = _ids(next_id, len(sources))
+    next_id += len(sources)
+    for k, gid in enumerate(sources):
+        g = net.external_grids[gid]
+        source[k]["node"] = node_of[g.bus]
+        source[k]["status"] = int(g.in_service)
+        source[k]["u_ref"], source[k]["u_ref_angle"] = g.vm_pu, math.radians(g.va_degree)
+        source[k]["sk"] = IDEAL_SOURCE_SK_VA if ideal_sources else g.sk_mva * KW_PER_MW * W_PER_KW
+        source[k]["rx_ratio"], source[k]["z01_ratio"] = g.rx_ratio, 1.0
+
+    loads, evs = tuple(net.loads), tuple(net.ev_chargers)
+    sym_load = _array(ComponentType.sym_load, len(loads) + len(evs))
+    sym_load["id"] = _ids(next_id, len(sym_load))
+    next_id += len(sym_load)
+    sym_load["node"] = [node_of[net.loads[i].bus] for i in loads] + [node_of[net.ev_chargers[i].bus] for i in evs]
+    sym_load["status"] = [int(net.loads[i].in_service) for i in loads] + [int(net.ev_chargers[i].in_service) for i in evs]
+    sym_load["type"] = LoadGenType.const_power
+    sym_load["p_specified"] = [net.loads[i].p_kw * W_PER_KW for i in loads] + [0.0] * len(evs)
+    sym_load["q_specified"] = [net.loads[i].q_kvar * W_PER_KW for i in loads] + [0.0] * len(evs)
+
+    gens, bats = tuple(net.generators), tuple(net.batteries)
+    sym_gen = _array(ComponentType.sym_gen, len(gens) + len(bats))
+    sym_gen["id"] = _ids(next_id, len(sym_gen))
+    sym_gen["node"] = [node_of[net.generators[i].bus] for i in gens] + [node_of[net.batteries[i].bus] for i in bats]
+    sym_gen["status"] = [int(net.generators[i].in_service) for i in gens] + [int(net.batteries[i].in_service) for i in bats]
+    sym_gen["type"] = LoadGenType.const_power
+    sym_gen["p_specified"] = [net.generators[i].p_kw * W_PER_KW for i in gens] + [0.0] * len(bats)
+    sym_gen["q_specified"] = [net.generators[i].q_kvar * W_PER_KW for i in gens] + [0.0] * len(bats)
+
+    data = {
+        ComponentType.node: node,
+        ComponentType.line: line,
+        ComponentType.transformer: trafo,
+        ComponentType.link: link,
+        ComponentType.source: source,
+        ComponentType.sym_load: sym_load,
+        ComponentType.sym_gen: sym_gen,
+    }
+    index = ModelIndex(
+        buses=bus_ids, lines=lines, transformers=trafos, links=links, sources=sources, loads=loads,
+        generators=gens, batteries=bats, ev_chargers=evs,
+        load_ids=sym_load["id"].copy(), gen_ids=sym_gen["id"].copy(),
+    )
+    return data, index

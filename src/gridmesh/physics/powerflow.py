@@ -1,0 +1,186 @@
+"""Batch-first power flow through power-grid-model.
+
+A study hands over a window of time steps at once (one batch); a single snapshot is a batch of one.
+Failed steps do not abort the batch: they are reported per step (``failed``) and their results are NaN.
+Buses without a path to a source are reported as not energized, not as a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from power_grid_model import CalculationMethod, ComponentType, DatasetType, PowerGridModel, initialize_array
+from power_grid_model.errors import PowerGridBatchError, PowerGridError
+
+from gridmesh.errors import NotConverged
+from gridmesh.model.network import Network
+from gridmesh.physics.pgm_input import ModelIndex, build_input
+from gridmesh.units import W_PER_KW
+
+FloatArray = npt.NDArray[np.float64]
+
+_OUTPUTS: dict[ComponentType, list[str]] = {
+    ComponentType.node: ["u_pu", "u_angle", "energized"],
+    ComponentType.line: ["loading", "p_from", "q_from", "p_to", "i_from", "i_to"],
+    ComponentType.transformer: ["loading", "p_from", "q_from", "p_to"],
+    ComponentType.source: ["p", "q"],
+}
+
+
+@dataclass(frozen=True)
+class Injections:
+    """Powers per time step, shape ``(steps, n)``, columns in :class:`ModelIndex` order.
+
+    Loads and EV chargers in load convention; generators and batteries in generator convention (kW, kvar).
+    """
+
+    load_p_kw: FloatArray
+    load_q_kvar: FloatArray
+    gen_p_kw: FloatArray
+    gen_q_kvar: FloatArray
+    ev_p_kw: FloatArray
+    battery_p_kw: FloatArray
+
+    @property
+    def steps(self) -> int:
+        return int(self.load_p_kw.shape[0])
+
+
+@dataclass(frozen=True)
+class PowerFlowResult:
+    """Results of one batch; arrays are ``(steps, n)`` in :class:`ModelIndex` order."""
+
+    index: ModelIndex
+    v_pu: FloatArray
+    angle_deg: FloatArray
+    energized: npt.NDArray[np.bool_]
+    line_loading: FloatArray
+    line_p_from_kw: FloatArray
+    line_q_from_kvar: FloatArray
+    line_p_to_kw: FloatArray
+    line_i_a: FloatArray
+    trafo_loading: FloatArray
+    trafo_p_from_kw: FloatArray
+    trafo_q_from_kvar: FloatArray
+    trafo_p_to_kw: FloatArray
+    grid_p_kw: FloatArray  # per external grid: import from upstream (> 0) in kW
+    grid_q_kvar: FloatArray
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return int(self.v_pu.shape[0])
+
+    @property
+    def losses_kw(self) -> FloatArray:
+        """Series losses in lines and transformers per step (kW)."""
+        return np.nansum(self.line_p_from_kw + self.line_p_to_kw, axis=1) + np.nansum(
+            self.trafo_p_from_kw + self.trafo_p_to_kw, axis=1
+        )
+
+    def raise_on_failure(self) -> PowerFlowResult:
+        if self.failed:
+            raise NotConverged(sorted(self.failed), [self.failed[s] for s in sorted(self.failed)])
+        return self
+
+
+class PowerFlow:
+    """A power-flow model of one network topology, reused for many batches (build once, run often)."""
+
+    def __init__(self, network: Network, *, method: str = "newton_raphson", threading: int = -1) -> None:
+        data, self.index = build_input(network)
+        self._base = data
+        self._model = PowerGridModel(data)
+        self.method = CalculationMethod[method]
+        self.threading = threading
+
+    def base_injections(self) -> Injections:
+        """The network's own element values as a batch of one (a snapshot)."""
+        load = self._base[ComponentType.sym_load]
+        gen = self._base[ComponentType.sym_gen]
+        nl, ng = len(self.index.loads), len(self.index.generators)
+        return Injections(
+            load_p_kw=load["p_specified"][None, :nl] / W_PER_KW,
+            load_q_kvar=load["q_specified"][None, :nl] / W_PER_KW,
+            gen_p_kw=gen["p_specified"][None, :ng] / W_PER_KW,
+            gen_q_kvar=gen["q_specified"][None, :ng] / W_PER_KW,
+            ev_p_kw=np.zeros((1, len(self.index.ev_chargers))),
+            battery_p_kw=np.zeros((1, len(self.index.batteries))),
+        )
+
+    def _update(self, inj: Injections) -> dict[ComponentType, Any]:
+        steps = inj.steps
+        load = initialize_array(DatasetType.update, ComponentType.sym_load, (steps, len(self.index.load_ids)))
+        load["id"] = self.index.load_ids[None, :]
+        load["p_specified"] = np.hstack([inj.load_p_kw, inj.ev_p_kw]) * W_PER_KW
+        load["q_specified"] = np.hstack([inj.load_q_kvar, np.zeros_like(inj.ev_p_kw)]) * W_PER_KW
+        gen = initialize_array(DatasetType.update, ComponentType.sym_gen, (steps, len(self.index.gen_ids)))
+        gen["id"] = self.index.gen_ids[None, :]
+        gen["p_specified"] = np.hstack([inj.gen_p_kw, inj.battery_p_kw]) * W_PER_KW
+        gen["q_specified"] = np.hstack([inj.gen_q_kvar, np.zeros_like(inj.battery_p_kw)]) * W_PER_KW
+        return {ComponentType.sym_load: load, ComponentType.sym_gen: gen}
+
+    def run(self, injections: Injections) -> PowerFlowResult:
+        """Power flow for every step of ``injections``; failed steps are listed, not raised."""
+        failed: dict[int, str] = {}
+        try:
+            out = self._model.calculate_power_flow(
+                update_data=self._update(injections),
+                calculation_method=self.method,
+                threading=self.threading,
+                output_component_types=_OUTPUTS,
+                continue_on_batch_error=True,
+            )
+        except PowerGridBatchError as exc:  # pragma: no cover - raised only by some library versions
+            raise NotConverged(list(exc.failed_scenarios), list(exc.error_messages)) from exc
+        except PowerGridError as exc:
+            raise NotConverged(list(range(injections.steps)), [str(exc)] * injections.steps) from exc
+        error = self._model.batch_error
+        if error is not None:
+            failed = {int(s): str(m) for s, m in zip(error.failed_scenarios, error.error_messages, strict=True)}
+        return _result(self.index, out, failed)
+
+
+def _kw(values: Any) -> FloatArray:
+    return np.asarray(values, dtype=np.float64) / W_PER_KW
+
+
+def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, str]) -> PowerFlowResult:
+    node, line, trafo, source = (out[c] for c in (ComponentType.node, ComponentType.line,
+                                                   ComponentType.transformer, ComponentType.source))
+    energized = np.asarray(node["energized"], dtype=bool)
+    v_pu = np.where(energized, node["u_pu"], np.nan)
+    result = PowerFlowResult(
+        index=index,
+        v_pu=v_pu,
+        angle_deg=np.where(energized, np.degrees(node["u_angle"]), np.nan),
+        energized=energized,
+        line_loading=np.asarray(line["loading"], dtype=np.float64),
+        line_p_from_kw=_kw(line["p_from"]),
+        line_q_from_kvar=_kw(line["q_from"]),
+        line_p_to_kw=_kw(line["p_to"]),
+        line_i_a=np.maximum(line["i_from"], line["i_to"]).astype(np.float64),
+        trafo_loading=np.asarray(trafo["loading"], dtype=np.float64),
+        trafo_p_from_kw=_kw(trafo["p_from"]),
+        trafo_q_from_kvar=_kw(trafo["q_from"]),
+        trafo_p_to_kw=_kw(trafo["p_to"]),
+        grid_p_kw=_kw(source["p"]),
+        grid_q_kvar=_kw(source["q"]),
+        failed=failed,
+    )
+    if failed:
+        rows = np.fromiter(failed, dtype=np.int64)
+        for array in (result.v_pu, result.angle_deg, result.line_loading, result.trafo_loading,
+                      result.line_p_from_kw, result.line_p_to_kw, result.trafo_p_from_kw, result.trafo_p_to_kw,
+                      result.grid_p_kw, result.grid_q_kvar, result.line_i_a):
+            array[rows] = np.nan
+    return result
+
+
+def snapshot(network: Network) -> PowerFlowResult:
+    """Power flow of the network as it is (element values, present switch states): a batch of one."""
+    engine = PowerFlow(network)
+    return engine.run(engine.base_injections())
