@@ -99,24 +99,37 @@ class Profiles:
             raise ProfileError(f"{when} is not on the profile grid starting {self.start} every {self.resolution}")
         return int(step)
 
-    def scaled(self, names: Sequence[str | None], scale: FloatArray, first: int, steps: int) -> FloatArray:
-        """``scale[j] × profile[names[j]]`` for steps ``first … first+steps-1``; no profile means constant.
-
-        Vectorised: one gather of the needed columns and one broadcast multiply, no per-element loop.
-        """
-        if first < 0 or first + steps > self.steps:
-            raise ProfileError(
-                f"steps {first}…{first + steps - 1} are outside the profiles ({self.steps} steps from {self.start})"
-            )
+    def selector(self, names: Sequence[str | None]) -> ProfileSelector:
+        """A reusable gather of the columns ``names`` (None: no profile, constant 1)."""
         column = {name: i for i, name in enumerate(self.names)}
-        cols = np.array([column.get(n, -1) if n else -1 for n in names], dtype=np.int64)
-        missing = sorted({n for n, c in zip(names, cols, strict=True) if n and c < 0})
+        missing = sorted({n for n in names if n and n not in column})
         if missing:
-            raise ProfileError(f"unknown profile(s): {', '.join(missing[:5])}")
-        block = self.values[first : first + steps].astype(np.float64)
-        factors = np.ones((steps, len(names)))
-        has = cols >= 0
-        factors[:, has] = block[:, cols[has]]
+            raise ProfileError(f"unknown profile(s): {', '.join(missing[:5])}; add them under profiles")
+        cols = np.array([column[n] if n else -1 for n in names], dtype=np.int64)
+        return ProfileSelector(self, cols)
+
+    def scaled(self, names: Sequence[str | None], scale: FloatArray, first: int, steps: int) -> FloatArray:
+        """``scale[j] × profile[names[j]]`` for steps ``first … first+steps-1``; no profile means constant."""
+        return self.selector(names).scaled(scale, first, steps)
+
+
+@dataclass(frozen=True)
+class ProfileSelector:
+    """Column positions resolved once, so that a study gathers each window with one numpy take."""
+
+    profiles: Profiles
+    cols: npt.NDArray[np.int64]
+
+    def scaled(self, scale: FloatArray, first: int, steps: int) -> FloatArray:
+        """``(steps, n)`` values: one gather of the needed columns and one broadcast multiply."""
+        p = self.profiles
+        if first < 0 or first + steps > p.steps:
+            raise ProfileError(
+                f"steps {first}…{first + steps - 1} are outside the profiles ({p.steps} steps from {p.start})"
+            )
+        has = self.cols >= 0
+        factors = np.ones((steps, self.cols.size))
+        factors[:, has] = p.values[first : first + steps][:, self.cols[has]]
         return factors * np.asarray(scale, dtype=np.float64)[None, :]
 
 

@@ -7,7 +7,7 @@ Buses without a path to a source are reported as not energized, not as a failure
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ _OUTPUTS: dict[ComponentType, list[str]] = {
     ComponentType.line: ["loading", "p_from", "q_from", "p_to", "i_from", "i_to"],
     ComponentType.transformer: ["loading", "p_from", "q_from", "p_to"],
     ComponentType.source: ["p", "q"],
+    ComponentType.link: ["p_from"],
 }
 
 
@@ -48,6 +49,10 @@ class Injections:
     def steps(self) -> int:
         return int(self.load_p_kw.shape[0])
 
+    def rows(self, rows: npt.NDArray[np.int64]) -> Injections:
+        """The sub-batch of the given steps."""
+        return Injections(*(getattr(self, f.name)[rows] for f in fields(self)))
+
 
 @dataclass(frozen=True)
 class PowerFlowResult:
@@ -68,6 +73,7 @@ class PowerFlowResult:
     trafo_p_to_kw: FloatArray
     grid_p_kw: FloatArray  # per external grid: import from upstream (> 0) in kW
     grid_q_kvar: FloatArray
+    link_p_from_kw: FloatArray
     failed: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -96,6 +102,7 @@ class PowerFlow:
         self._model = PowerGridModel(data)
         self.method = CalculationMethod[method]
         self.threading = threading
+        self._fallback: PowerGridModel | None = None
 
     def base_injections(self) -> Injections:
         """The network's own element values as a batch of one (a snapshot)."""
@@ -124,12 +131,26 @@ class PowerFlow:
         return {ComponentType.sym_load: load, ComponentType.sym_gen: gen}
 
     def run(self, injections: Injections) -> PowerFlowResult:
-        """Power flow for every step of ``injections``; failed steps are listed, not raised."""
+        """Power flow for every step of ``injections``; failed steps are listed, not raised.
+
+        With a fast method (iterative current) the steps it cannot solve are retried by Newton-Raphson,
+        which converges in more cases; only steps that fail both are reported.
+        """
+        result = self._solve(self._model, self.method, injections)
+        if result.failed and self.method is not CalculationMethod.newton_raphson:
+            rows = np.array(sorted(result.failed), dtype=np.int64)
+            if self._fallback is None:
+                self._fallback = PowerGridModel(self._base)
+            retry = self._solve(self._fallback, CalculationMethod.newton_raphson, injections.rows(rows))
+            result = _patch(result, rows, retry)
+        return result
+
+    def _solve(self, model: PowerGridModel, method: CalculationMethod, injections: Injections) -> PowerFlowResult:
         failed: dict[int, str] = {}
         try:
-            out = self._model.calculate_power_flow(
+            out = model.calculate_power_flow(
                 update_data=self._update(injections),
-                calculation_method=self.method,
+                calculation_method=method,
                 threading=self.threading,
                 output_component_types=_OUTPUTS,
                 continue_on_batch_error=True,
@@ -138,10 +159,21 @@ class PowerFlow:
             raise NotConverged(list(exc.failed_scenarios), list(exc.error_messages)) from exc
         except PowerGridError as exc:
             raise NotConverged(list(range(injections.steps)), [str(exc)] * injections.steps) from exc
-        error = self._model.batch_error
+        error = model.batch_error
         if error is not None:
             failed = {int(s): str(m) for s, m in zip(error.failed_scenarios, error.error_messages, strict=True)}
         return _result(self.index, out, failed)
+
+
+def _patch(result: PowerFlowResult, rows: npt.NDArray[np.int64], retry: PowerFlowResult) -> PowerFlowResult:
+    """``result`` with the steps ``rows`` replaced by ``retry`` (a sub-batch of those steps)."""
+    for f in fields(result):
+        value = getattr(result, f.name)
+        if isinstance(value, np.ndarray):
+            value[rows] = getattr(retry, f.name)
+    failed = {int(rows[k]): reason for k, reason in retry.failed.items()}
+    return PowerFlowResult(**{f.name: getattr(result, f.name) for f in fields(result) if f.name != "failed"},
+                           failed=failed)
 
 
 def _kw(values: Any) -> FloatArray:
@@ -149,8 +181,9 @@ def _kw(values: Any) -> FloatArray:
 
 
 def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, str]) -> PowerFlowResult:
-    node, line, trafo, source = (out[c] for c in (ComponentType.node, ComponentType.line,
-                                                   ComponentType.transformer, ComponentType.source))
+    node, line, trafo, source, link = (out[c] for c in (ComponentType.node, ComponentType.line,
+                                                         ComponentType.transformer, ComponentType.source,
+                                                         ComponentType.link))
     energized = np.asarray(node["energized"], dtype=bool)
     v_pu = np.where(energized, node["u_pu"], np.nan)
     result = PowerFlowResult(
@@ -169,13 +202,14 @@ def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, 
         trafo_p_to_kw=_kw(trafo["p_to"]),
         grid_p_kw=_kw(source["p"]),
         grid_q_kvar=_kw(source["q"]),
+        link_p_from_kw=_kw(link["p_from"]),
         failed=failed,
     )
     if failed:
         rows = np.fromiter(failed, dtype=np.int64)
         for array in (result.v_pu, result.angle_deg, result.line_loading, result.trafo_loading,
                       result.line_p_from_kw, result.line_p_to_kw, result.trafo_p_from_kw, result.trafo_p_to_kw,
-                      result.grid_p_kw, result.grid_q_kvar, result.line_i_a):
+                      result.grid_p_kw, result.grid_q_kvar, result.line_i_a, result.link_p_from_kw):
             array[rows] = np.nan
     return result
 

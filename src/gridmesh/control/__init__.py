@@ -1,0 +1,1 @@
+"""Controllers: small single-purpose planners that request device setpoints for a window of steps."""

@@ -1,0 +1,47 @@
+"""Resolve the site hierarchy: which buses and elements each microgrid, group and VPP contains."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gridmesh.errors import Issue, ScenarioError
+from gridmesh.model.graph import buses_behind
+from gridmesh.model.kinds import SiteLevel
+from gridmesh.model.network import Network
+
+MEMBER_TABLES = ("loads", "generators", "batteries", "ev_chargers")
+
+
+@dataclass(frozen=True)
+class SiteMembers:
+    """The buses and the element ids (per table) that belong to a site, members' included."""
+
+    site: str
+    level: SiteLevel
+    buses: frozenset[str]
+    elements: Mapping[str, frozenset[str]]
+
+
+def resolve_sites(network: Network) -> dict[str, SiteMembers]:
+    """Members of every site; level-1 buses come from the scenario or from the PCC's far side."""
+    out: dict[str, SiteMembers] = {}
+    for site in sorted(network.sites.values(), key=lambda s: int(s.level)):
+        if site.level is SiteLevel.MICROGRID:
+            buses = frozenset(site.buses) if site.buses else frozenset(buses_behind(network, site.pcc or "") or ())
+            if not buses:
+                raise ScenarioError([Issue(f"sites[{site.id}]", "pcc", "no buses behind the PCC", "list its buses")])
+            elements = {
+                table: frozenset(e.id for e in network.table(table).values() if e.bus in buses)  # type: ignore[attr-defined]
+                for table in MEMBER_TABLES
+            }
+        else:
+            members = [out[m] for m in site.members if m in out]
+            buses = frozenset().union(*(m.buses for m in members))
+            elements = {
+                table: frozenset().union(*(m.elements[table] for m in members))
+                | frozenset(a for a in site.assets if a in network.table(table))
+                for table in MEMBER_TABLES
+            }
+        out[site.id] = SiteMembers(site.id, site.level, buses, elements)
+    return out
