@@ -55,8 +55,8 @@ def draw_sessions(chargers: Sequence[EvCharger], *, steps: int, dt_h: float, see
         n = day.size
         arrival_h = day * 24.0 + np.clip(rng.normal(mean_h, spread_h, n), 0.0, 23.75)
         dwell = np.clip(rng.normal(dwell_h, dwell_spread, n), 0.25, 20.0)
-        energy = np.minimum(rng.gamma(4.0, charger.energy_kwh / 4.0, n), charger.p_kw * dwell)
-        parts.append((np.full(n, k, dtype=np.int64), arrival_h, dwell, energy))
+        energy: FloatArray = np.minimum(rng.gamma(4.0, charger.energy_kwh / 4.0, n), charger.p_kw * dwell)
+        parts.append((np.full(n, k, dtype=np.int64), arrival_h.astype(np.float64), dwell.astype(np.float64), energy))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return Sessions(empty, empty, empty, np.zeros(0))
@@ -65,8 +65,9 @@ def draw_sessions(chargers: Sequence[EvCharger], *, steps: int, dt_h: float, see
     departure = arrival + np.maximum(np.round(dwell / dt_h).astype(np.int64), 1)
     keep = arrival < steps
     order = np.argsort(arrival[keep], kind="stable")
-    return Sessions(charger_idx[keep][order], arrival[keep][order], np.minimum(departure[keep][order], steps),
-                    energy[keep][order])
+    return Sessions(
+        charger_idx[keep][order], arrival[keep][order], np.minimum(departure[keep][order], steps), energy[keep][order]
+    )
 
 
 def uncontrolled_power(

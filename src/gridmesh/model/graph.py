@@ -72,8 +72,8 @@ def connectivity(network: Network, *, switch_states: Mapping[str, bool] | None =
     n = len(bus_ids)
     pairs = np.array(edges, dtype=np.int64).reshape(-1, 2)
     adjacency = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(adjacency, directed=False)
-    labels = labels.astype(np.int64)
+    _, components = connected_components(adjacency, directed=False)
+    labels: IntArray = components.astype(np.int64)
     source_labels = {labels[index[g.bus]] for g in network.external_grids.values() if g.in_service}
     energized = np.isin(labels, np.fromiter(source_labels, dtype=np.int64, count=len(source_labels)))
     return Connectivity(bus_ids=bus_ids, labels=labels, energized=energized)

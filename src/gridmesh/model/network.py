@@ -87,9 +87,7 @@ class Network:
         merged: dict[str, dict[str, Element]] = {table: dict(self.table(table)) for table in TABLES}
         for element in elements:
             merged[element.table][element.id] = element
-        return Network.from_elements(
-            (e for table in merged.values() for e in table.values()), name=name or self.name
-        )
+        return Network.from_elements((e for table in merged.values() for e in table.values()), name=name or self.name)
 
     def without(self, table: str, ids: Iterable[str]) -> Network:
         """A copy with the given elements of one table removed."""

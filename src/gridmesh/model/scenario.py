@@ -34,7 +34,7 @@ class Scenario:
     @property
     def steps(self) -> int:
         """Number of profile steps in the study period."""
-        return int(round(timedelta(days=self.time.days) / self.profiles.resolution))
+        return round(timedelta(days=self.time.days) / self.profiles.resolution)
 
     def with_time(self, *, start: datetime | None = None, days: float | None = None) -> Scenario:
         return replace(

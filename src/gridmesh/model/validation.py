@@ -86,18 +86,20 @@ def _dangling(net: Network) -> Iterator[Issue]:
         for bus in net.buses:
             if bus not in touched:
                 yield Issue(
-                    f"buses[{bus}]", "id", "dangling bus: no line, transformer or switch connects it",
+                    f"buses[{bus}]",
+                    "id",
+                    "dangling bus: no line, transformer or switch connects it",
                     "connect it to the network or remove it",
                 )
     if not net.external_grids:
         yield Issue("external_grids", "-", "the network has no external grid (slack)", "add an external grid")
 
 
-def _sites(net: Network) -> Iterator[Issue]:
+def _sites(net: Network, *, topology: bool) -> Iterator[Issue]:
     for site in net.sites.values():
         owner = f"sites[{site.id}]"
         if site.level is SiteLevel.MICROGRID:
-            yield from _microgrid(net, site, owner)
+            yield from _microgrid(net, site, owner, topology=topology)
         else:
             if not site.members and not site.assets:
                 yield Issue(owner, "members", "a group or VPP needs members or assets", "list site ids in members")
@@ -107,7 +109,9 @@ def _sites(net: Network) -> Iterator[Issue]:
                     yield Issue(owner, "members", f"unknown site {member!r}", "use the id of an existing site")
                 elif other.level >= site.level:
                     yield Issue(
-                        owner, "members", f"member {member!r} is level {int(other.level)}, not below {int(site.level)}",
+                        owner,
+                        "members",
+                        f"member {member!r} is level {int(other.level)}, not below {int(site.level)}",
                         "aggregate only sites of a lower level",
                     )
             for asset in site.assets:
@@ -115,21 +119,25 @@ def _sites(net: Network) -> Iterator[Issue]:
                     yield Issue(owner, "assets", f"unknown asset {asset!r}", "use a generator, battery, load or EV id")
 
 
-def _microgrid(net: Network, site: Site, owner: str) -> Iterator[Issue]:
+def _microgrid(net: Network, site: Site, owner: str, *, topology: bool) -> Iterator[Issue]:
     if site.pcc is None:
         yield Issue(owner, "pcc", "a microgrid needs a point of common coupling", "set pcc to a switch id")
         return
     if site.pcc not in net.switches:
-        what = "a bus/line/transformer, not a switch" if any(
-            site.pcc in net.table(t) for t in ("buses", "lines", "transformers")
-        ) else "unknown"
+        what = (
+            "a bus/line/transformer, not a switch"
+            if any(site.pcc in net.table(t) for t in ("buses", "lines", "transformers"))
+            else "unknown"
+        )
         yield Issue(owner, "pcc", f"{site.pcc!r} is {what}", "the PCC must be the id of a switch")
         return
     for bus in site.buses:
         yield from _ref(owner, "buses", bus, "bus", net.buses)
-    if not site.buses and buses_behind(net, site.pcc) is None:
+    if topology and not site.buses and buses_behind(net, site.pcc) is None:
         yield Issue(
-            owner, "pcc", f"opening switch {site.pcc!r} separates no buses from the external grid",
+            owner,
+            "pcc",
+            f"opening switch {site.pcc!r} separates no buses from the external grid",
             "choose the switch that connects the microgrid to the rest of the grid, or list its buses",
         )
 
@@ -140,9 +148,13 @@ def validate_network(net: Network) -> list[Issue]:
         Issue(f"{table}[{id_}]", "id", "duplicate id in its table", "give each element a unique id")
         for table, id_ in net.duplicates
     ]
-    issues += [*_references(net), *_dangling(net)]
-    if not issues:  # topology checks need consistent references
-        issues += [*_voltages(net), *_sites(net)]
+    references = [*_references(net)]
+    issues += [*references, *_dangling(net)]
+    # Topology checks need consistent references and a slack; a dangling bus stops neither.
+    topology = not net.duplicates and not references and bool(net.external_grids)
+    issues += _sites(net, topology=topology)
+    if not net.duplicates and not references:
+        issues += _voltages(net)
     return issues
 
 
@@ -160,14 +172,16 @@ def validate_scenario(scenario: Scenario) -> list[Issue]:
             issues.append(Issue(f"generators[{gen.id}]", "profile", f"unknown profile {gen.profile!r}", "add it"))
     if profiles.names:
         if not np.all(np.isfinite(profiles.values)):
-            bad = [n for n, ok in zip(profiles.names, np.isfinite(profiles.values).all(axis=0), strict=True) if not ok]
+            finite = np.isfinite(profiles.values).all(axis=0, keepdims=True)[0]
+            bad = [n for i, n in enumerate(profiles.names) if not finite[i]]
             issues.append(Issue(f"profiles[{bad[0]}]", "values", "contains NaN or infinite values", "fill the gaps"))
         if scenario.time.start < profiles.start or scenario.time.end > profiles.end:
             issues.append(
                 Issue(
-                    "time", "days",
-                    f"study {scenario.time.start:%Y-%m-%d %H:%M} – {scenario.time.end:%Y-%m-%d %H:%M} is not covered by "
-                    f"the profiles ({profiles.start:%Y-%m-%d %H:%M} – {profiles.end:%Y-%m-%d %H:%M})",
+                    "time",
+                    "days",
+                    f"study {scenario.time.start:%Y-%m-%d %H:%M} – {scenario.time.end:%Y-%m-%d %H:%M} "
+                    f"is not covered by the profiles ({profiles.start:%Y-%m-%d %H:%M} – {profiles.end:%Y-%m-%d %H:%M})",
                     "shorten the study or extend the profiles",
                 )
             )

@@ -101,7 +101,7 @@ def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[C
     for k, tid in enumerate(trafos):
         t = net.transformers[tid]
         sn = t.sn_kva * W_PER_KW * t.parallel
-        clock = int(round(t.shift_degree / 30.0)) % 12
+        clock = round(t.shift_degree / 30.0) % 12
         u1, u2 = t.vn_hv_kv * V_PER_KV, t.vn_lv_kv * V_PER_KV
         trafo[k]["from_node"], trafo[k]["to_node"] = node_of[t.hv_bus], node_of[t.lv_bus]
         trafo[k]["from_status"] = int(t.in_service and (t.id, t.hv_bus) not in opened)
@@ -147,7 +147,9 @@ def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[C
     sym_load["id"] = _ids(next_id, len(sym_load))
     next_id += len(sym_load)
     sym_load["node"] = [node_of[net.loads[i].bus] for i in loads] + [node_of[net.ev_chargers[i].bus] for i in evs]
-    sym_load["status"] = [int(net.loads[i].in_service) for i in loads] + [int(net.ev_chargers[i].in_service) for i in evs]
+    sym_load["status"] = [int(net.loads[i].in_service) for i in loads] + [
+        int(net.ev_chargers[i].in_service) for i in evs
+    ]
     sym_load["type"] = LoadGenType.const_power
     sym_load["p_specified"] = [net.loads[i].p_kw * W_PER_KW for i in loads] + [0.0] * len(evs)
     sym_load["q_specified"] = [net.loads[i].q_kvar * W_PER_KW for i in loads] + [0.0] * len(evs)
@@ -156,7 +158,9 @@ def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[C
     sym_gen = _array(ComponentType.sym_gen, len(gens) + len(bats))
     sym_gen["id"] = _ids(next_id, len(sym_gen))
     sym_gen["node"] = [node_of[net.generators[i].bus] for i in gens] + [node_of[net.batteries[i].bus] for i in bats]
-    sym_gen["status"] = [int(net.generators[i].in_service) for i in gens] + [int(net.batteries[i].in_service) for i in bats]
+    sym_gen["status"] = [int(net.generators[i].in_service) for i in gens] + [
+        int(net.batteries[i].in_service) for i in bats
+    ]
     sym_gen["type"] = LoadGenType.const_power
     sym_gen["p_specified"] = [net.generators[i].p_kw * W_PER_KW for i in gens] + [0.0] * len(bats)
     sym_gen["q_specified"] = [net.generators[i].q_kvar * W_PER_KW for i in gens] + [0.0] * len(bats)
@@ -171,8 +175,16 @@ def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[C
         ComponentType.sym_gen: sym_gen,
     }
     index = ModelIndex(
-        buses=bus_ids, lines=lines, transformers=trafos, links=links, sources=sources, loads=loads,
-        generators=gens, batteries=bats, ev_chargers=evs,
-        load_ids=sym_load["id"].copy(), gen_ids=sym_gen["id"].copy(),
+        buses=bus_ids,
+        lines=lines,
+        transformers=trafos,
+        links=links,
+        sources=sources,
+        loads=loads,
+        generators=gens,
+        batteries=bats,
+        ev_chargers=evs,
+        load_ids=sym_load["id"].copy(),
+        gen_ids=sym_gen["id"].copy(),
     )
     return data, index

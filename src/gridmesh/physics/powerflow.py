@@ -12,8 +12,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from power_grid_model import CalculationMethod, ComponentType, DatasetType, PowerGridModel, initialize_array
-from power_grid_model.errors import PowerGridBatchError, PowerGridError
+from power_grid_model import (
+    CalculationMethod,
+    ComponentAttributeFilterOptions,
+    ComponentType,
+    DatasetType,
+    PowerGridModel,
+    initialize_array,
+)
+from power_grid_model.errors import PowerGridBatchError, PowerGridError  # type: ignore[attr-defined]
 
 from gridmesh.errors import NotConverged
 from gridmesh.model.network import Network
@@ -22,7 +29,7 @@ from gridmesh.units import W_PER_KW
 
 FloatArray = npt.NDArray[np.float64]
 
-_OUTPUTS: dict[ComponentType, list[str]] = {
+_OUTPUTS: dict[ComponentType, set[str] | list[str] | ComponentAttributeFilterOptions | None] = {
     ComponentType.node: ["u_pu", "u_angle", "energized"],
     ComponentType.line: ["loading", "p_from", "q_from", "p_to", "i_from", "i_to"],
     ComponentType.transformer: ["loading", "p_from", "q_from", "p_to"],
@@ -83,9 +90,9 @@ class PowerFlowResult:
     @property
     def losses_kw(self) -> FloatArray:
         """Series losses in lines and transformers per step (kW)."""
-        return np.nansum(self.line_p_from_kw + self.line_p_to_kw, axis=1) + np.nansum(
-            self.trafo_p_from_kw + self.trafo_p_to_kw, axis=1
-        )
+        lines: FloatArray = np.nansum(self.line_p_from_kw + self.line_p_to_kw, axis=1)
+        trafos: FloatArray = np.nansum(self.trafo_p_from_kw + self.trafo_p_to_kw, axis=1)
+        return lines + trafos
 
     def raise_on_failure(self) -> PowerFlowResult:
         if self.failed:
@@ -172,8 +179,9 @@ def _patch(result: PowerFlowResult, rows: npt.NDArray[np.int64], retry: PowerFlo
         if isinstance(value, np.ndarray):
             value[rows] = getattr(retry, f.name)
     failed = {int(rows[k]): reason for k, reason in retry.failed.items()}
-    return PowerFlowResult(**{f.name: getattr(result, f.name) for f in fields(result) if f.name != "failed"},
-                           failed=failed)
+    return PowerFlowResult(
+        **{f.name: getattr(result, f.name) for f in fields(result) if f.name != "failed"}, failed=failed
+    )
 
 
 def _kw(values: Any) -> FloatArray:
@@ -181,9 +189,16 @@ def _kw(values: Any) -> FloatArray:
 
 
 def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, str]) -> PowerFlowResult:
-    node, line, trafo, source, link = (out[c] for c in (ComponentType.node, ComponentType.line,
-                                                         ComponentType.transformer, ComponentType.source,
-                                                         ComponentType.link))
+    node, line, trafo, source, link = (
+        out[c]
+        for c in (
+            ComponentType.node,
+            ComponentType.line,
+            ComponentType.transformer,
+            ComponentType.source,
+            ComponentType.link,
+        )
+    )
     energized = np.asarray(node["energized"], dtype=bool)
     v_pu = np.where(energized, node["u_pu"], np.nan)
     result = PowerFlowResult(
@@ -207,9 +222,20 @@ def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, 
     )
     if failed:
         rows = np.fromiter(failed, dtype=np.int64)
-        for array in (result.v_pu, result.angle_deg, result.line_loading, result.trafo_loading,
-                      result.line_p_from_kw, result.line_p_to_kw, result.trafo_p_from_kw, result.trafo_p_to_kw,
-                      result.grid_p_kw, result.grid_q_kvar, result.line_i_a, result.link_p_from_kw):
+        for array in (
+            result.v_pu,
+            result.angle_deg,
+            result.line_loading,
+            result.trafo_loading,
+            result.line_p_from_kw,
+            result.line_p_to_kw,
+            result.trafo_p_from_kw,
+            result.trafo_p_to_kw,
+            result.grid_p_kw,
+            result.grid_q_kvar,
+            result.line_i_a,
+            result.link_p_from_kw,
+        ):
             array[rows] = np.nan
     return result
 

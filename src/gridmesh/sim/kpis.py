@@ -87,9 +87,18 @@ class KpiAccumulator:
         self.branch_steps_overloaded = np.zeros(self.n_branches, dtype=np.int64)
         self.branch_hist = np.zeros((self.n_branches, LOADING_BINS.size), dtype=np.int64)
 
-    def add_system(self, *, consumption_kw: FloatArray, served_kw: FloatArray, losses_kw: FloatArray,
-                   import_kw: FloatArray, generation_kw: dict[str, FloatArray], battery_kw: FloatArray,
-                   failed: int, deenergized: int) -> None:
+    def add_system(
+        self,
+        *,
+        consumption_kw: FloatArray,
+        served_kw: FloatArray,
+        losses_kw: FloatArray,
+        import_kw: FloatArray,
+        generation_kw: dict[str, FloatArray],
+        battery_kw: FloatArray,
+        failed: int,
+        deenergized: int,
+    ) -> None:
         dt = self.dt_h
         self.steps += consumption_kw.size
         self.consumption_kwh += float(consumption_kw.sum() * dt)
@@ -114,14 +123,16 @@ class KpiAccumulator:
     def add_branches(self, loading: FloatArray) -> None:
         self.branch_max_loading = np.fmax(self.branch_max_loading, np.nanmax(loading, axis=0, initial=0.0))
         self.branch_steps_overloaded += (loading > 1.0).sum(axis=0)
-        bins = np.clip(np.searchsorted(LOADING_BINS, np.nan_to_num(loading), side="right") - 1, 0,
-                       LOADING_BINS.size - 1)
+        bins = np.clip(
+            np.searchsorted(LOADING_BINS, np.nan_to_num(loading), side="right") - 1, 0, LOADING_BINS.size - 1
+        )
         offsets = np.arange(self.n_branches) * LOADING_BINS.size
         counts = np.bincount((bins + offsets[None, :]).ravel(), minlength=self.n_branches * LOADING_BINS.size)
         self.branch_hist += counts.reshape(self.n_branches, LOADING_BINS.size)
 
-    def add_site(self, site: str, *, consumption_kw: FloatArray, generation_kw: FloatArray,
-                 import_kw: FloatArray) -> None:
+    def add_site(
+        self, site: str, *, consumption_kw: FloatArray, generation_kw: FloatArray, import_kw: FloatArray
+    ) -> None:
         totals = self.sites.setdefault(site, SiteTotals())
         dt = self.dt_h
         totals.consumption_kwh += float(consumption_kw.sum() * dt)
@@ -130,8 +141,14 @@ class KpiAccumulator:
         totals.export_kwh += float(-np.nansum(np.clip(import_kw, None, 0)) * dt)
         totals.peak_import_kw = max(totals.peak_import_kw, float(np.nanmax(import_kw, initial=0.0)))
 
-    def result(self, *, bus_ids: tuple[str, ...], branch_ids: tuple[str, ...],
-               battery_balance_error_kwh: float, battery_cycles: dict[str, float]) -> dict[str, Any]:
+    def result(
+        self,
+        *,
+        bus_ids: tuple[str, ...],
+        branch_ids: tuple[str, ...],
+        battery_balance_error_kwh: float,
+        battery_cycles: dict[str, float],
+    ) -> dict[str, Any]:
         """The KPI document (JSON-ready)."""
         minutes = 60.0 * self.dt_h
         gen_total = sum(self.generation_kwh.values())
@@ -156,7 +173,8 @@ class KpiAccumulator:
             "peak_import_kw": self.peak_import_kw,
             "generation_kwh": dict(self.generation_kwh),
             "renewable_share": renewable / (self.consumption_kwh + self.losses_kwh)
-            if self.consumption_kwh + self.losses_kwh > 0 else 0.0,
+            if self.consumption_kwh + self.losses_kwh > 0
+            else 0.0,
             "battery_discharge_kwh": self.battery_discharge_kwh,
             "battery_charge_kwh": self.battery_charge_kwh,
             "battery_equivalent_cycles": battery_cycles,

@@ -82,13 +82,23 @@ class SiteFlows:
                 evs=_positions(index.ev_chargers, m.elements["ev_chargers"]),
                 batteries=_positions(index.batteries, m.elements["batteries"]),
                 pcc=pcc_reading(network, index, network.sites[site].pcc or "", m.buses)
-                if m.level is SiteLevel.MICROGRID else None,
+                if m.level is SiteLevel.MICROGRID
+                else None,
             )
             for site, m in sites.items()
         ]
 
-    def frame(self, times: pd.DatetimeIndex, load_kw: FloatArray, gen_kw: FloatArray, ev_kw: FloatArray,
-              battery_kw: FloatArray, soc: FloatArray, fleet: BatteryFleet, result: PowerFlowResult) -> pd.DataFrame:
+    def frame(
+        self,
+        times: pd.DatetimeIndex,
+        load_kw: FloatArray,
+        gen_kw: FloatArray,
+        ev_kw: FloatArray,
+        battery_kw: FloatArray,
+        soc: FloatArray,
+        fleet: BatteryFleet,
+        result: PowerFlowResult,
+    ) -> pd.DataFrame:
         """Long table (time, site, level, consumption_kw, generation_kw, battery_kw, import_kw, soc)."""
         parts = []
         for s in self.sites:
@@ -100,12 +110,25 @@ class SiteFlows:
             else:
                 exchange = consumption - generation - battery
             energy = fleet.e_kwh[s.batteries]
-            mean_soc = (soc[:, s.batteries] @ energy) / energy.sum() if s.batteries.size else np.full(len(times), np.nan)
-            parts.append(pd.DataFrame({
-                "time": times, "site": s.site, "level": int(s.level), "consumption_kw": consumption,
-                "generation_kw": generation, "battery_kw": battery, "import_kw": exchange, "soc": mean_soc,
-            }))
+            mean_soc = (
+                (soc[:, s.batteries] @ energy) / energy.sum() if s.batteries.size else np.full(len(times), np.nan)
+            )
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "time": times,
+                        "site": s.site,
+                        "level": int(s.level),
+                        "consumption_kw": consumption,
+                        "generation_kw": generation,
+                        "battery_kw": battery,
+                        "import_kw": exchange,
+                        "soc": mean_soc,
+                    }
+                )
+            )
         if not parts:
-            return pd.DataFrame(columns=["time", "site", "level", "consumption_kw", "generation_kw", "battery_kw",
-                                         "import_kw", "soc"])
+            return pd.DataFrame(
+                columns=["time", "site", "level", "consumption_kw", "generation_kw", "battery_kw", "import_kw", "soc"]
+            )
         return pd.concat(parts, ignore_index=True)

@@ -26,6 +26,7 @@ from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
 from gridmesh.model.validation import assert_valid
 from gridmesh.physics.powerflow import Injections, PowerFlow, PowerFlowResult
+from gridmesh.sim.injections import ProfileInjections
 from gridmesh.sim.kpis import KpiAccumulator
 from gridmesh.sim.results import ResultFiles
 from gridmesh.sim.site_flows import SiteFlows
@@ -63,15 +64,9 @@ def run_study(
     sites = resolve_sites(net)
     engine = PowerFlow(net, method=method)
     index = engine.index
-    loads, gens, evs = list(net.loads.values()), list(net.generators.values()), list(net.ev_chargers.values())
-    load_p = profiles.selector([x.p_profile for x in loads])
-    load_q = profiles.selector([x.q_profile for x in loads])
-    gen_p = profiles.selector([x.profile for x in gens])
-    load_scale = np.array([x.p_kw * x.in_service for x in loads])
-    load_q_scale = np.array([x.q_kvar * x.in_service for x in loads])
-    gen_scale = np.array([x.p_kw * x.in_service for x in gens])
-    gen_q = np.array([x.q_kvar * x.in_service for x in gens])
-    gen_kind = np.array([x.kind.value for x in gens])
+    loads, evs = list(net.loads.values()), list(net.ev_chargers.values())
+    injections = ProfileInjections(net, profiles)
+    gen_kind = np.array([x.kind.value for x in net.generators.values()])
     kinds = sorted(set(gen_kind.tolist()))
     fleet = BatteryFleet.of(list(net.batteries.values()))
     e_start = fleet.soc * fleet.e_kwh
@@ -93,36 +88,45 @@ def run_study(
             n = min(window_steps, steps - offset)
             first = first_step + offset
             times = times_all[offset : offset + n]
-            lp = load_p.scaled(load_scale, first, n)
-            lq = load_q.scaled(load_q_scale, first, n)
-            gp = gen_p.scaled(gen_scale, first, n)
+            base = injections.window(first, n)
+            lp, gp = base.load_p_kw, base.gen_p_kw
             ev = uncontrolled_power(sessions, evs, first=offset, steps=n, dt_h=dt_h)
             window = Window(net, sites, times, dt_h, lp, gp, ev, fleet)
             battery_p, soc = fleet.run(controller.battery_requests(window), dt_h)
             discharged_kwh += np.clip(battery_p, 0, None).sum(axis=0) * dt_h
             charged_kwh += np.clip(-battery_p, 0, None).sum(axis=0) * dt_h
-            result = engine.run(Injections(lp, lq, gp, np.broadcast_to(gen_q, gp.shape), ev, battery_p))
+            result = engine.run(Injections(lp, base.load_q_kvar, gp, base.gen_q_kvar, ev, battery_p))
             served = result.energized[:, load_bus] * lp
             served_ev = result.energized[:, ev_bus] * ev
             generation = {k: gp[:, gen_kind == k].sum(axis=1) for k in kinds}
             grid = result.grid_p_kw.sum(axis=1)
             acc.add_system(
-                consumption_kw=lp.sum(axis=1) + ev.sum(axis=1), served_kw=served.sum(axis=1) + served_ev.sum(axis=1),
-                losses_kw=result.losses_kw, import_kw=np.where(np.isnan(result.grid_p_kw).any(axis=1), np.nan, grid),
-                generation_kw=generation, battery_kw=battery_p, failed=len(result.failed),
+                consumption_kw=lp.sum(axis=1) + ev.sum(axis=1),
+                served_kw=served.sum(axis=1) + served_ev.sum(axis=1),
+                losses_kw=result.losses_kw,
+                import_kw=np.where(np.isnan(result.grid_p_kw).any(axis=1), np.nan, grid),
+                generation_kw=generation,
+                battery_kw=battery_p,
+                failed=len(result.failed),
                 deenergized=int((~result.energized).sum()),
             )
             acc.add_buses(result.v_pu, v_lo, v_hi)
             acc.add_branches(np.hstack([result.line_loading, result.trafo_loading]))
             site_frame = flows.frame(times, lp, gp, ev, battery_p, soc, fleet, result)
             for site, rows in site_frame.groupby("site", sort=False):
-                acc.add_site(str(site), consumption_kw=rows["consumption_kw"].to_numpy(),
-                             generation_kw=rows["generation_kw"].to_numpy(), import_kw=rows["import_kw"].to_numpy())
+                acc.add_site(
+                    str(site),
+                    consumption_kw=rows["consumption_kw"].to_numpy(),
+                    generation_kw=rows["generation_kw"].to_numpy(),
+                    import_kw=rows["import_kw"].to_numpy(),
+                )
             files.write("timeseries", _system_frame(times, lp, ev, gp, generation, battery_p, result))
             files.write("sites", site_frame)
             files.write("batteries", _battery_frame(times, fleet.ids, battery_p, soc))
-            files.write("bus_voltages", pd.DataFrame(result.v_pu.astype(np.float32), columns=list(index.buses))
-                        .assign(time=times))
+            files.write(
+                "bus_voltages",
+                pd.DataFrame(result.v_pu.astype(np.float32), columns=list(index.buses)).assign(time=times),
+            )
             if progress:
                 progress(offset + n, steps)
 
@@ -131,17 +135,30 @@ def run_study(
     balance = float(np.abs(fleet.soc * fleet.e_kwh - e_start - stored).sum())
     window_kwh = fleet.e_kwh * (fleet.soc_max - fleet.soc_min)
     cycles = {b: float(d / w) for b, d, w in zip(fleet.ids, discharged_kwh, window_kwh, strict=True)}
-    kpis = acc.result(bus_ids=index.buses, branch_ids=branch_ids, battery_balance_error_kwh=balance,
-                      battery_cycles=cycles)
-    kpis |= {"scenario": scenario.name, "controller": controller.name, "start": scenario.time.start.isoformat(),
-             "days": scenario.time.days, "levels": {s: int(m.level) for s, m in sites.items()}}
+    kpis = acc.result(
+        bus_ids=index.buses, branch_ids=branch_ids, battery_balance_error_kwh=balance, battery_cycles=cycles
+    )
+    kpis |= {
+        "scenario": scenario.name,
+        "controller": controller.name,
+        "start": scenario.time.start.isoformat(),
+        "days": scenario.time.days,
+        "levels": {s: int(m.level) for s, m in sites.items()},
+    }
     _write_static(out, acc, index.buses, branch_ids, net)
     (out / "kpis.json").write_text(json.dumps(kpis, indent=2, allow_nan=True))
     return StudyResult(out=out, kpis=kpis, steps=steps, seconds=time.perf_counter() - started)
 
 
-def _system_frame(times: pd.DatetimeIndex, lp: np.ndarray, ev: np.ndarray, gp: np.ndarray,
-                  generation: dict[str, np.ndarray], battery_p: np.ndarray, result: PowerFlowResult) -> pd.DataFrame:
+def _system_frame(
+    times: pd.DatetimeIndex,
+    lp: np.ndarray,
+    ev: np.ndarray,
+    gp: np.ndarray,
+    generation: dict[str, np.ndarray],
+    battery_p: np.ndarray,
+    result: PowerFlowResult,
+) -> pd.DataFrame:
     v = result.v_pu
     columns: dict[str, Any] = {
         "time": times,
@@ -165,31 +182,38 @@ def _system_frame(times: pd.DatetimeIndex, lp: np.ndarray, ev: np.ndarray, gp: n
 
 
 def _battery_frame(times: pd.DatetimeIndex, ids: tuple[str, ...], p: np.ndarray, soc: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({
-        "time": np.repeat(times.to_numpy(), len(ids)),
-        "battery": np.tile(np.array(ids, dtype=object), len(times)),
-        "p_kw": p.ravel(),
-        "soc": soc.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "time": np.repeat(times.to_numpy(), len(ids)),
+            "battery": np.tile(np.array(ids, dtype=object), len(times)),
+            "p_kw": p.ravel(),
+            "soc": soc.ravel(),
+        }
+    )
 
 
-def _write_static(out: Path, acc: KpiAccumulator, bus_ids: tuple[str, ...], branch_ids: tuple[str, ...],
-                  net: Any) -> None:
+def _write_static(
+    out: Path, acc: KpiAccumulator, bus_ids: tuple[str, ...], branch_ids: tuple[str, ...], net: Any
+) -> None:
     minutes = 60.0 * acc.dt_h
-    pd.DataFrame({
-        "bus": bus_ids,
-        "vn_kv": [net.buses[b].vn_kv for b in bus_ids],
-        "zone": [net.buses[b].zone for b in bus_ids],
-        "v_min_pu": acc.bus_v_min,
-        "v_max_pu": acc.bus_v_max,
-        "minutes_below": acc.bus_steps_below * minutes,
-        "minutes_above": acc.bus_steps_above * minutes,
-    }).to_parquet(out / "buses.parquet", compression="zstd")
+    pd.DataFrame(
+        {
+            "bus": bus_ids,
+            "vn_kv": [net.buses[b].vn_kv for b in bus_ids],
+            "zone": [net.buses[b].zone for b in bus_ids],
+            "v_min_pu": acc.bus_v_min,
+            "v_max_pu": acc.bus_v_max,
+            "minutes_below": acc.bus_steps_below * minutes,
+            "minutes_above": acc.bus_steps_above * minutes,
+        }
+    ).to_parquet(out / "buses.parquet", compression="zstd")
     n_lines = len(net.lines)
-    pd.DataFrame({
-        "branch": branch_ids,
-        "kind": ["line"] * n_lines + ["transformer"] * (len(branch_ids) - n_lines),
-        "max_loading": acc.branch_max_loading,
-        "hours_overloaded": acc.branch_steps_overloaded * acc.dt_h,
-        "loading_hist": list(acc.branch_hist),
-    }).to_parquet(out / "branches.parquet", compression="zstd")
+    pd.DataFrame(
+        {
+            "branch": branch_ids,
+            "kind": ["line"] * n_lines + ["transformer"] * (len(branch_ids) - n_lines),
+            "max_loading": acc.branch_max_loading,
+            "hours_overloaded": acc.branch_steps_overloaded * acc.dt_h,
+            "loading_hist": list(acc.branch_hist),
+        }
+    ).to_parquet(out / "branches.parquet", compression="zstd")

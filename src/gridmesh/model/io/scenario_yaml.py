@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 import yaml
 from pydantic import ValidationError
 
@@ -38,7 +38,7 @@ from gridmesh.model.io.simbench import check_code, profiles_of, simbench_net
 from gridmesh.model.network import Network
 from gridmesh.model.profiles import Profiles, check_columns
 from gridmesh.model.scenario import Scenario, TimeRange
-from gridmesh.model.validation import validate_scenario
+from gridmesh.model.validation import validate_network, validate_scenario
 
 TOP_LEVEL = ("name", "description", "base", "elements", "modify", "remove", "profiles", "time")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -71,8 +71,11 @@ def parse_element(cls: type[Element], data: Any, where: str) -> tuple[Element | 
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "-"
             problem = err["msg"].removeprefix("Value error, ")
-            issues.append(Issue(owner, field, f"{problem} (got {err.get('input')!r})" if field != "-" else problem,
-                                _fix(err, cls)))
+            issues.append(
+                Issue(
+                    owner, field, f"{problem} (got {err.get('input')!r})" if field != "-" else problem, _fix(err, cls)
+                )
+            )
         return None, issues
 
 
@@ -81,7 +84,7 @@ def _base(spec: Any, folder: Path) -> tuple[Network | None, pp.pandapowerNet | N
         return None, None, []
     if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in ("simbench", "pandapower"):
         return None, None, [Issue("base", "-", "expected {simbench: CODE} or {pandapower: FILE.json}")]
-    (kind, value), = spec.items()
+    ((kind, value),) = spec.items()
     if kind == "simbench":
         issues = check_code(str(value))
         if issues:
@@ -95,7 +98,17 @@ def _base(spec: Any, folder: Path) -> tuple[Network | None, pp.pandapowerNet | N
     return from_pandapower(net, name=path.stem), net, []
 
 
+def _placeholder(cls: type[Element], data: Any) -> Element | None:
+    """An unvalidated stand-in for an element whose fields failed, so that cross-element checks still
+    run (a bad rating must not hide a dangling bus elsewhere)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+        return None
+    known = {k: v for k, v in data.items() if k in cls.model_fields}
+    return cls.model_construct(**known)
+
+
 def _elements(spec: Any, where: str = "elements") -> tuple[list[Element], list[Issue]]:
+    """Parsed elements (with placeholders for invalid ones, when any issue is returned) and issues."""
     if spec is None:
         return [], []
     if not isinstance(spec, Mapping):
@@ -110,6 +123,7 @@ def _elements(spec: Any, where: str = "elements") -> tuple[list[Element], list[I
         for i, item in enumerate(items or []):
             element, problems = parse_element(cls, item, f"{table}[{i}]")
             issues += problems
+            element = element or _placeholder(cls, item)
             if element is not None:
                 out.append(element)
     return out, issues
@@ -125,8 +139,14 @@ def _modify(network: Network, spec: Any) -> tuple[list[Element], list[Issue]]:
         existing = network.table(table)
         for id_, fields in (changes or {}).items():
             if id_ not in existing:
-                issues.append(Issue(f"{table}[{id_}]", "-", "cannot modify an element that does not exist",
-                                    "check the id, or add it under elements"))
+                issues.append(
+                    Issue(
+                        f"{table}[{id_}]",
+                        "-",
+                        "cannot modify an element that does not exist",
+                        "check the id, or add it under elements",
+                    )
+                )
                 continue
             merged = existing[id_].model_dump() | dict(fields or {})
             element, problems = parse_element(TABLES[table], merged, f"{table}[{id_}]")
@@ -159,14 +179,17 @@ def _profiles(spec: Any, folder: Path, base_net: pp.pandapowerNet | None, base: 
         if spec.get("series"):
             series = spec["series"]
             values = series.get("values") or {}
-            problems = check_columns(values)
-            issues += [Issue(f"profiles[{name}]", "values", why, "give every profile the same number of finite values")
-                       for name, why in problems.items()]
-            if not problems and values:
+            column_problems = check_columns(values)
+            issues += [
+                Issue(f"profiles[{name}]", "values", why, "give every profile the same number of finite values")
+                for name, why in column_problems.items()
+            ]
+            if not column_problems and values:
                 start = _datetime(series.get("start", "2016-01-01"))
                 table = np.array([values[n] for n in values], dtype=np.float32).T
-                profiles = profiles.merged(Profiles(start, timedelta(minutes=float(series.get("resolution_min", 15))),
-                                                    tuple(values), table))
+                profiles = profiles.merged(
+                    Profiles(start, timedelta(minutes=float(series.get("resolution_min", 15))), tuple(values), table)
+                )
     except ProfileError as exc:
         issues.append(Issue("profiles", "-", str(exc)))
     return profiles, issues
@@ -180,12 +203,17 @@ def _datetime(value: Any) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
-def parse_scenario(data: Any, *, folder: Path = Path("."), name: str = "scenario") -> tuple[Scenario | None, list[Issue]]:
+def parse_scenario(
+    data: Any, *, folder: Path = Path("."), name: str = "scenario"
+) -> tuple[Scenario | None, list[Issue]]:
     """A scenario from parsed YAML, plus every issue found (the scenario is None when any stops it)."""
     if not isinstance(data, Mapping):
         return None, [Issue("file", "-", "a scenario file must be a YAML mapping", "see docs/scenario.md")]
-    issues = [Issue(str(k), "-", "unknown top-level key", f"use one of {', '.join(TOP_LEVEL)}")
-              for k in data if k not in TOP_LEVEL]
+    issues = [
+        Issue(str(k), "-", "unknown top-level key", f"use one of {', '.join(TOP_LEVEL)}")
+        for k in data
+        if k not in TOP_LEVEL
+    ]
     network, base_net, problems = _base(data.get("base"), folder)
     issues += problems
     network = network or Network(name=str(data.get("name", name)))
@@ -212,11 +240,26 @@ def parse_scenario(data: Any, *, folder: Path = Path("."), name: str = "scenario
         issues.append(Issue("time", "-", str(exc), "write time: {start: 2016-01-01, days: 7}"))
         start, days = profiles.start, 7.0
     if issues:
-        return None, issues
-    scenario = Scenario(name=network.name, network=network, profiles=profiles, time=TimeRange(start, days),
-                        description=str(data.get("description", "")))
+        return None, issues + _network_issues(network, issues)
+    scenario = Scenario(
+        name=network.name,
+        network=network,
+        profiles=profiles,
+        time=TimeRange(start, days),
+        description=str(data.get("description", "")),
+    )
     issues = validate_scenario(scenario)
     return (None if issues else scenario), issues
+
+
+def _network_issues(network: Network, found: list[Issue]) -> list[Issue]:
+    """Cross-element issues of a network that holds placeholders, when its shape allows the checks."""
+    try:
+        extra = validate_network(network)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return []
+    flagged = {issue.element for issue in found}  # an element with field errors is reported once, by them
+    return [issue for issue in extra if issue not in found and issue.element not in flagged]
 
 
 def read_scenario_issues(path: Path) -> tuple[Scenario | None, list[Issue]]:
@@ -280,8 +323,9 @@ def write_scenario(scenario: Scenario, path: Path) -> list[Path]:
 
 
 def _flow(item: Mapping[str, Any]) -> str:
-    return yaml.dump(dict(item), Dumper=_Dumper, default_flow_style=True, width=1_000_000,
-                     sort_keys=False, allow_unicode=True).strip()
+    return yaml.dump(
+        dict(item), Dumper=_Dumper, default_flow_style=True, width=1_000_000, sort_keys=False, allow_unicode=True
+    ).strip()
 
 
 def element_tables(elements: Iterable[Element]) -> dict[str, list[dict[str, Any]]]:

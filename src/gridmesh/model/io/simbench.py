@@ -7,8 +7,8 @@ import difflib
 from datetime import datetime, timedelta
 from functools import cache
 
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 import simbench as sb
 
 from gridmesh.errors import Issue, ScenarioError

@@ -1,0 +1,1 @@
+"""The ``gridmesh`` command line."""

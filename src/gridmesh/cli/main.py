@@ -1,0 +1,160 @@
+"""``gridmesh``: the command line (see ``gridmesh --help``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import webbrowser
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gridmesh.cli import scenario as scenario_cli
+from gridmesh.cli.console import console, errors
+from gridmesh.control.controller import Controller, NoControl
+from gridmesh.control.self_consumption import SelfConsumption
+from gridmesh.errors import GridmeshError
+from gridmesh.physics.powerflow import Injections, PowerFlow
+from gridmesh.sim.injections import ProfileInjections
+from gridmesh.sim.report import write_report
+from gridmesh.sim.study import run_study
+
+app = typer.Typer(help="gridmesh — operate and simulate distributed smart grids.", no_args_is_help=True)
+app.add_typer(scenario_cli.app, name="scenario")
+
+
+class ControllerName(StrEnum):
+    NONE = "none"
+    SELF_CONSUMPTION = "self-consumption"
+
+
+CONTROLLERS: dict[ControllerName, type[Controller]] = {
+    ControllerName.NONE: NoControl,
+    ControllerName.SELF_CONSUMPTION: SelfConsumption,
+}
+
+
+@app.command()
+def powerflow(
+    file: Annotated[str, typer.Argument(help="scenario YAML, or `demo`")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Power flow of one snapshot: the first time step of the scenario."""
+    scenario = scenario_cli.load(file)
+    engine = PowerFlow(scenario.network)
+    if scenario.profiles.names:
+        base = ProfileInjections(scenario.network, scenario.profiles).window(
+            scenario.profiles.step_of(scenario.time.start), 1
+        )
+        injections = Injections(
+            base.load_p_kw,
+            base.load_q_kvar,
+            base.gen_p_kw,
+            base.gen_q_kvar,
+            engine.base_injections().ev_p_kw,
+            engine.base_injections().battery_p_kw,
+        )
+    else:
+        injections = engine.base_injections()
+    result = engine.run(injections)
+    if result.failed:
+        errors.print(f"[red]power flow did not converge[/red]: {result.failed[0]} — check loads and ratings")
+        raise typer.Exit(1)
+    index = result.index
+    p_from = {
+        **dict(zip(index.lines, result.line_p_from_kw[0], strict=True)),
+        **dict(zip(index.transformers, result.trafo_p_from_kw[0], strict=True)),
+    }
+    loading = {
+        **dict(zip(index.lines, result.line_loading[0], strict=True)),
+        **dict(zip(index.transformers, result.trafo_loading[0], strict=True)),
+    }
+    doc: dict[str, Any] = {
+        "buses": {
+            b: {"v_pu": _num(v), "angle_deg": _num(a)}
+            for b, v, a in zip(index.buses, result.v_pu[0], result.angle_deg[0], strict=True)
+        },
+        "branches": {k: {"loading": _num(loading[k]), "p_from_kw": _num(p_from[k])} for k in loading},
+        "losses_kw": float(result.losses_kw[0]),
+    }
+    if as_json:
+        print(json.dumps(doc))
+        return
+    v = result.v_pu[0]
+    table = Table(title=f"{scenario.name} at {scenario.time.start}", title_justify="left")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("buses / branches", f"{len(index.buses)} / {len(loading)}")
+    table.add_row("voltage min … max", f"{_fmt(min(v))} … {_fmt(max(v))} pu")
+    table.add_row("highest loading", f"{max(loading.values()) * 100:.1f} % ({max(loading, key=loading.__getitem__)})")
+    table.add_row("grid import", f"{result.grid_p_kw[0].sum():,.1f} kW")
+    table.add_row("losses", f"{result.losses_kw[0]:,.1f} kW")
+    table.add_row("de-energized buses", str(int((~result.energized[0]).sum())))
+    console.print(table)
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}"
+
+
+@app.command()
+def simulate(
+    file: Annotated[str, typer.Argument(help="scenario YAML, or `demo`")],
+    out: Annotated[Path, typer.Option("--out", help="folder for results")],
+    days: Annotated[float | None, typer.Option(help="study length (default: the scenario's)")] = None,
+    start: Annotated[datetime | None, typer.Option(help="first instant, e.g. 2016-06-01")] = None,
+    controller: Annotated[ControllerName, typer.Option(help="battery controller")] = ControllerName.SELF_CONSUMPTION,
+    detail: Annotated[bool, typer.Option(help="also write every bus voltage (large)")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the EV session draw")] = 7,
+    open_report: Annotated[bool, typer.Option("--open", help="open the report in a browser")] = False,
+) -> None:
+    """Run a study and write time series (Parquet), kpis.json and report.html."""
+    scenario = scenario_cli.load(file).with_time(start=start, days=days)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task(f"simulating {scenario.name}", total=scenario.steps)
+            result = run_study(
+                scenario,
+                out=out,
+                controller=CONTROLLERS[controller](),
+                detail=detail,
+                seed=seed,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+    except GridmeshError as exc:
+        errors.print(f"[red]study failed[/red]: {exc}")
+        raise typer.Exit(1) from exc
+    with console.status("writing report …"):
+        report = write_report(out)
+    k = result.kpis
+    console.print(
+        f"[green]done[/green]: {result.steps} steps in {result.seconds:.1f} s "
+        f"({result.steps / max(result.seconds, 1e-9):,.0f} steps/s); failed steps: {k['failed_steps']}\n"
+        f"  peak import {k['peak_import_kw']:,.0f} kW · losses {k['losses_percent']:.2f} % · "
+        f"renewable share {k['renewable_share'] * 100:.0f} % · minutes outside band "
+        f"{k['voltage']['bus_minutes_outside_band']:,.0f}\n"
+        f"  KPIs:   {out / 'kpis.json'}\n  report: {report}"
+    )
+    if open_report:
+        webbrowser.open(report.resolve().as_uri())
+
+
+if __name__ == "__main__":
+    app()
