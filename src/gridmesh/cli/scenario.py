@@ -15,7 +15,7 @@ from gridmesh.model.elements import TABLES
 from gridmesh.model.io.builtin import scenario_path
 from gridmesh.model.io.pandapower import from_pandapower, to_pandapower
 from gridmesh.model.io.scenario_yaml import read_scenario_issues, write_scenario
-from gridmesh.model.io.simbench import from_simbench, simbench_codes
+from gridmesh.model.io.simbench import from_simbench, profiles_of, simbench_codes
 from gridmesh.model.scenario import Scenario
 
 app = typer.Typer(help="Validate, import, export and inspect scenario files.", no_args_is_help=True)
@@ -66,12 +66,14 @@ def import_pandapower(
     if not net_json.exists():
         errors.print(f"[red]{net_json} not found[/red] — give the path of a pandapower JSON file")
         raise typer.Exit(2)
+    net = pp.from_json(str(net_json))
     try:
-        network = from_pandapower(pp.from_json(str(net_json)), name=net_json.stem)
+        network = from_pandapower(net, name=net_json.stem)
+        profiles = profiles_of(net)  # SimBench-style profiles travel inside the JSON when present
     except ScenarioError as exc:
         print_issues(exc.issues, source=str(net_json))
         raise typer.Exit(2) from exc
-    for path in write_scenario(Scenario(name=network.name, network=network), output):
+    for path in write_scenario(Scenario(name=network.name, network=network, profiles=profiles), output):
         console.print(f"wrote {path}")
 
 

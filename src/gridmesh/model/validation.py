@@ -172,8 +172,8 @@ def validate_scenario(scenario: Scenario) -> list[Issue]:
             issues.append(Issue(f"generators[{gen.id}]", "profile", f"unknown profile {gen.profile!r}", "add it"))
     if profiles.names:
         if not np.all(np.isfinite(profiles.values)):
-            finite = np.isfinite(profiles.values).all(axis=0, keepdims=True)[0]
-            bad = [n for i, n in enumerate(profiles.names) if not finite[i]]
+            columns = np.flatnonzero(~np.isfinite(profiles.values).all(axis=0))
+            bad = [profiles.names[int(i)] for i in columns]
             issues.append(Issue(f"profiles[{bad[0]}]", "values", "contains NaN or infinite values", "fill the gaps"))
         if scenario.time.start < profiles.start or scenario.time.end > profiles.end:
             issues.append(

@@ -188,17 +188,14 @@ def _kw(values: Any) -> FloatArray:
     return np.asarray(values, dtype=np.float64) / W_PER_KW
 
 
+def _outputs(out: dict[ComponentType, Any], steps: int) -> tuple[dict[str, Any], ...]:
+    """Requested outputs per component; power-grid-model leaves out components the network lacks."""
+    empty = np.zeros((steps, 0))
+    return tuple(out.get(c) or dict.fromkeys(attrs or (), empty) for c, attrs in _OUTPUTS.items())
+
+
 def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, str]) -> PowerFlowResult:
-    node, line, trafo, source, link = (
-        out[c]
-        for c in (
-            ComponentType.node,
-            ComponentType.line,
-            ComponentType.transformer,
-            ComponentType.source,
-            ComponentType.link,
-        )
-    )
+    node, line, trafo, source, link = _outputs(out, int(np.shape(out[ComponentType.node]["u_pu"])[0]))
     energized = np.asarray(node["energized"], dtype=bool)
     v_pu = np.where(energized, node["u_pu"], np.nan)
     result = PowerFlowResult(

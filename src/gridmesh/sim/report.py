@@ -18,11 +18,10 @@ from html import escape
 from pathlib import Path
 from typing import Any, Final
 
-import matplotlib as mpl
-import matplotlib.dates
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib import style
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -41,18 +40,18 @@ KIND_COLORS: Final[dict[str, str]] = {
 RC: Final[dict[str, Any]] = {
     "font.size": 10, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
     "grid.alpha": 0.3, "axes.edgecolor": "#94a3b8", "axes.labelcolor": "#334155", "xtick.color": "#475569",
-    "ytick.color": "#475569", "legend.frameon": False, "legend.fontsize": 9, "date.autoformatter.hour": "%H:%M",
+    "ytick.color": "#475569", "legend.frameon": False, "legend.fontsize": 9, "date.converter": "concise",
 }
 FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class _Study:
-    """The study outputs, read once; time series are indexed by time and possibly resampled."""
+    """The study outputs, read once; missing files are empty frames."""
 
     kpis: dict[str, Any]
-    series: pd.DataFrame  # full resolution, time index
-    rule: str | None  # pandas resample rule used for time plots, None = native resolution
+    series: pd.DataFrame  # timeseries.parquet at full resolution, indexed by time
+    rule: str | None  # resample rule for time plots, None = native resolution
     sites: pd.DataFrame
     batteries: pd.DataFrame
     buses: pd.DataFrame
@@ -65,9 +64,9 @@ def write_report(out: Path) -> Path:
     Returns the path of the report. Missing optional files (sites, batteries, …) give a note instead of a plot.
     """
     study = _read(out)
-    with mpl.rc_context(RC):
+    with style.context(RC):
         figures = "".join(_figure_card(plot, study) for plot in _PLOTS)
-    body = "".join([_header(study.kpis, study.series), _cards(study.kpis),
+    body = "".join([_header(study.kpis), _cards(study.kpis),
                     _section("Plots", figures, note=_resample_note(study.rule)),
                     _section("Tables", _tables(study))])
     path = out / "report.html"
@@ -134,32 +133,34 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _number(value: float) -> str:
-    """About four significant digits with thousands separators."""
-    size = abs(value)
-    if size == 0:
-        return "0"
-    digits = 0 if size >= 1_000 else 1 if size >= 10 else 2
-    return f"{value:,.{digits}f}"
+Units = Sequence[tuple[float, str]]  # (factor, name), largest first
+ENERGY: Final[Units] = ((1e6, "GWh"), (1e3, "MWh"), (1.0, "kWh"))
+POWER: Final[Units] = ((1e3, "MW"), (1.0, "kW"))
 
 
-def _scaled(value: Any, units: Sequence[tuple[float, str]]) -> str:
-    """``value`` in the largest unit whose threshold it reaches (``units`` ordered large to small)."""
+def _unit(size: float, units: Units) -> tuple[float, str]:
+    """The largest unit that ``size`` reaches ten of, so numbers keep two or more leading digits."""
+    return next(((f, u) for f, u in units if abs(size) >= 10 * f), units[-1])
+
+
+def _scaled(value: Any, units: Units, basis: float | None = None) -> str:
+    """``value`` in the unit picked by ``basis`` (default: the value itself; a column's largest value keeps
+    a table column in one unit), to about four significant digits."""
     number = _finite(value)
     if number is None:
         return DASH
-    for factor, unit in units[:-1]:
-        if abs(number) >= 10 * factor:
-            return f"{_number(number / factor)} {unit}"
-    return f"{_number(number / units[-1][0])} {units[-1][1]}"
+    factor, unit = _unit(number if basis is None else basis, units)
+    size = abs(number if basis is None else basis) / factor
+    digits = 0 if size >= 1_000 or number == 0 else 1 if size >= 10 else 2
+    return f"{number / factor:,.{digits}f} {unit}"
 
 
-def _kwh(value: Any) -> str:
-    return _scaled(value, [(1e6, "GWh"), (1e3, "MWh"), (1.0, "kWh")])
+def _kwh(value: Any, basis: float | None = None) -> str:
+    return _scaled(value, ENERGY, basis)
 
 
-def _kw(value: Any) -> str:
-    return _scaled(value, [(1e3, "MW"), (1.0, "kW")])
+def _kw(value: Any, basis: float | None = None) -> str:
+    return _scaled(value, POWER, basis)
 
 
 def _kg(value: Any) -> str:
@@ -184,7 +185,7 @@ def _count(value: Any, unit: str = "") -> str:
 # ----------------------------------------------------------------------------------------------- header
 
 
-def _header(kpis: dict[str, Any], series: pd.DataFrame) -> str:
+def _header(kpis: dict[str, Any]) -> str:
     steps, hours = kpis.get("steps", 0), _finite(kpis.get("hours")) or 0.0
     step_min = 60 * hours / steps if steps else float("nan")
     period = DASH
@@ -217,14 +218,14 @@ def _cards(kpis: dict[str, Any]) -> str:
         ("Grid export", _kwh(kpis.get("grid_export_kwh")), "fed back upstream", ""),
         ("Losses", _kwh(kpis.get("losses_kwh")), f"{_losses_pct(kpis)} of energy fed in", ""),
         ("CO₂", _kg(kpis.get("co2_kg")), "grid import and CHP", ""),
-        ("Voltage band", _count(minutes, "bus-min"), f"{_count(volt.get('buses_with_violations'))} buses · "
-         f"{_pu(volt.get('v_min_pu'))} … {_pu(volt.get('v_max_pu'))}", "warn" if minutes > 0 else "ok"),
+        ("Outside voltage band", _count(minutes, "min"), f"bus-minutes · {_count(volt.get('buses_with_violations'))}"
+         f" buses · {_pu(volt.get('v_min_pu'))[:-3]}–{_pu(volt.get('v_max_pu'))}", "warn" if minutes > 0 else "ok"),
         ("Max loading", _pct(load.get("max_loading")), f"{_count(overloaded)} branch-h overloaded",
          "warn" if overloaded > 0 else "ok"),
     ]
     if cycles:
         cards.append(("Batteries", _kwh(kpis.get("battery_discharge_kwh")),
-                      f"discharged · {np.mean(cycles):.2f} cycles avg", ""))
+                      f"discharged · {np.mean(cycles):.2f} cycles mean", ""))
     failed = int(kpis.get("failed_steps") or 0)
     cards.append(("Failed steps", _count(failed), f"of {_count(kpis.get('steps'))}", "bad" if failed else "ok"))
     return "<section class='cards'>" + "".join(
@@ -251,7 +252,7 @@ def _resample_note(rule: str | None) -> str:
 class _Plot:
     """A figure of the report: ``build`` returns None when the study has nothing to show (``empty``)."""
 
-    title: Callable[[_Study], str]
+    title: str | Callable[[_Study], str]
     build: Callable[[_Study], Figure | None]
     wide: bool
     empty: str
@@ -259,30 +260,37 @@ class _Plot:
 
 def _figure_card(plot: _Plot, study: _Study) -> str:
     fig = plot.build(study)
-    inner = f"<p class='empty'>{escape(plot.empty)}</p>" if fig is None else f"<img alt='' src='{_png(fig)}'>"
-    cls = "fig wide" if plot.wide else "fig"
-    return f"<figure class='{cls}'><figcaption>{escape(plot.title(study))}</figcaption>{inner}</figure>"
+    title = plot.title if isinstance(plot.title, str) else plot.title(study)
+    return _card(title, _empty(plot.empty) if fig is None else f"<img alt='{escape(title)}' src='{_png(fig)}'>",
+                 wide=plot.wide)
+
+
+def _card(title: str, inner: str, *, wide: bool = False, tall: bool = False) -> str:
+    """A white panel of the grid; ``wide`` spans both columns, ``tall`` three rows (short cards stack beside)."""
+    cls = "fig" + " wide" * wide + " tall" * tall
+    return f"<figure class='{cls}'><figcaption>{escape(title)}</figcaption>{inner}</figure>"
+
+
+def _empty(note: str) -> str:
+    return f"<p class='empty'>{escape(note)}</p>"
 
 
 def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
+    fig.savefig(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _axes(wide: bool, ncols: int = 1, ratios: Sequence[float] | None = None) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=WIDE if wide else HALF, dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)
-    return fig, list(axes[0])
+def _axes(wide: bool, height: float | None = None) -> tuple[Figure, Axes]:
+    width, default_height = WIDE if wide else HALF
+    fig = Figure(figsize=(width, height or default_height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # pyplot-free: no GUI backend, no global figure registry
+    return fig, fig.add_subplot()
 
 
 def _time_axes(wide: bool = True) -> tuple[Figure, Axes]:
-    """Axes for a time plot: no side margins and concise date labels that never overlap."""
-    fig, (ax,) = _axes(wide)
+    fig, ax = _axes(wide)
     ax.margins(x=0)
-    locator = mpl.dates.AutoDateLocator(maxticks=10 if wide else 6)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mpl.dates.ConciseDateFormatter(locator))
     return fig, ax
 
 
@@ -300,11 +308,11 @@ def _voltage(study: _Study) -> Figure | None:
     ax.fill_between(lo.index, lo, hi, color="#3b82c4", alpha=0.25, lw=0, label="min–max over buses")
     ax.plot(mid.index, mid, color="#1e40af", lw=1.2, label="mean")
     for limit in (0.9, 1.1):
-        ax.axhline(limit, color="#dc2626", ls="--", lw=1)
+        ax.axhline(limit, color="#dc2626", ls="--", lw=1, label="default limits" if limit > 1 else None)
     ax.set_ylabel("voltage (pu)")
     ax.set_ylim(min(0.88, float(np.nanmin(lo, initial=0.9)) - 0.01),
                 max(1.12, float(np.nanmax(hi, initial=1.1)) + 0.01))
-    ax.legend(loc="upper right", ncols=2)
+    ax.legend(loc="upper right", ncols=3)
     return fig
 
 
@@ -335,7 +343,7 @@ def _loading_system(study: _Study) -> Figure | None:
                if _has(study, c)]
     if not columns:
         return None
-    fig, (ax,) = _axes(False)
+    fig, ax = _axes(False)
     for column, label in columns:
         ax.plot(*_duration(100 * study.series[column]), lw=1.6, label=f"max over {label}")
     return _finish_duration(ax, fig)
@@ -345,20 +353,21 @@ def _loading_branches(study: _Study) -> Figure | None:
     branches = study.branches
     if branches.empty or "loading_hist" not in branches:
         return None
-    fig, (ax,) = _axes(False)
-    for row in branches.nlargest(5, "max_loading").itertuples():
-        x, y = _hist_duration(row.loading_hist, float(row.max_loading))
-        ax.plot(x, 100 * y, lw=1.4, label=_short(str(row.branch)))
+    fig, ax = _axes(False)
+    top = branches.nlargest(5, "max_loading")
+    for name, hist, peak in zip(top["branch"], top["loading_hist"], top["max_loading"], strict=True):
+        x, y = _hist_duration(hist, float(peak))
+        ax.plot(x, 100 * y, lw=1.4, label=_short(str(name)))
     return _finish_duration(ax, fig)
 
 
 def _finish_duration(ax: Axes, fig: Figure) -> Figure:
     ax.axhline(100, color="#dc2626", ls="--", lw=1)
     ax.set_xlim(0, 100)
-    ax.set_ylim(0, max(110.0, ax.get_ylim()[1]))
+    ax.set_ylim(0, max(115.0, ax.get_ylim()[1]))
     ax.set_xlabel("share of time (%)")
     ax.set_ylabel("loading (% of rating)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", frameon=True, framealpha=0.92, edgecolor="#e2e8f0", fontsize=8.5)
     return fig
 
 
@@ -378,7 +387,7 @@ def _energy_mix(study: _Study) -> Figure | None:
     sinks = pd.DataFrame({"export": grid.clip(upper=0), "charging": battery.clip(upper=0)})
     supply, sinks = _mean(supply, study.rule), _mean(sinks, study.rule)
     demand = _mean(pd.DataFrame({"d": s["load_kw"] + s.get("ev_kw", zero)}), study.rule)["d"]
-    scale, unit = (1e3, "MW") if float(np.nanmax(demand.abs(), initial=0)) >= 5e3 else (1.0, "kW")
+    scale, unit = _unit(5 * float(np.nanmax(supply.sum(axis=1), initial=0.0)), POWER)  # MW from a 2 MW peak
     fig, ax = _time_axes()
     supply = supply.loc[:, (supply.abs() > 0).any()]
     labels = [_label(c) for c in supply.columns]
@@ -410,13 +419,15 @@ def _generation(study: _Study) -> Figure | None:
     if not energy:
         return None
     kinds = sorted(energy, key=lambda k: energy[k])
-    fig, (ax,) = _axes(False)
-    bars = ax.barh([_label(k) for k in kinds], [energy[k] / 1e3 for k in kinds],
+    fig, ax = _axes(False)
+    scale, unit = _unit(max(energy.values()), ENERGY)
+    bars = ax.barh([_label(k) for k in kinds], [energy[k] / scale for k in kinds], height=0.6,
                    color=[KIND_COLORS.get(k, "#a3a3a3") for k in kinds])
+    ax.set_ylim(-0.5, max(len(kinds), 4) - 0.5)  # one or two kinds keep slim bars
     total = sum(energy.values())
     ax.bar_label(bars, labels=[f"{_kwh(energy[k])} · {energy[k] / total:.0%}" for k in kinds], padding=4, fontsize=9)
-    ax.set_xlabel("generation (MWh)")
-    ax.set_xlim(0, max(energy.values()) / 1e3 * 1.45)
+    ax.set_xlabel(f"generation ({unit})")
+    ax.set_xlim(0, max(energy.values()) / scale * 1.45)
     ax.grid(axis="y", visible=False)
     return fig
 
@@ -449,18 +460,18 @@ def _site_shares(study: _Study) -> Figure | None:
     if not sites:
         return None
     levels = study.kpis.get("levels", {})
-    names = list(sites)
-    x = np.arange(len(names))
-    fig, (ax,) = _axes(len(names) > 8)
-    for offset, key, color in ((-0.2, "self_sufficiency", "#2a9d8f"), (0.2, "self_consumption", "#f4a261")):
-        values = [100 * (_finite(sites[n].get(key)) or 0.0) for n in names]
-        bars = ax.bar(x + offset, values, width=0.4, color=color, label=key.replace("_", "-"))
-        ax.bar_label(bars, fmt="%.0f", padding=2, fontsize=8)
-    ax.set_xticks(x, [f"{_short(n, 16)}\nL{levels.get(n, '?')}" for n in names], fontsize=8.5)
-    ax.set_ylim(0, 118)
-    ax.set_ylabel("%")
-    ax.grid(axis="x", visible=False)
-    ax.legend(loc="upper center", ncols=2, bbox_to_anchor=(0.5, 1.0))
+    names = list(sites)[::-1]  # first site on top
+    y = np.arange(len(names))
+    fig, ax = _axes(False, height=max(HALF[1], 0.42 * len(names) + 1.2))
+    for offset, key, color in ((0.2, "self_sufficiency", "#2a9d8f"), (-0.2, "self_consumption", "#f4a261")):
+        values = [100 * (_finite(sites[n].get(key)) or np.nan) for n in names]
+        bars = ax.barh(y + offset, values, height=0.4, color=color, label=key.replace("_", "-"))
+        ax.bar_label(bars, labels=[DASH if np.isnan(v) else f"{v:.0f} %" for v in values], padding=3, fontsize=8)
+    ax.set_yticks(y, [f"{_short(n, 22)} (L{levels.get(n, '?')})" for n in names])
+    ax.set_xlim(0, 115)
+    ax.set_xlabel("% of consumption / of generation")
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="lower center", ncols=2, bbox_to_anchor=(0.5, 1.0))
     return fig
 
 
@@ -493,20 +504,158 @@ def _pcc(study: _Study) -> Figure | None:
     return fig
 
 
-def _fixed(title: str) -> Callable[[_Study], str]:
-    return lambda _: title
-
-
 _PLOTS: Final[tuple[_Plot, ...]] = (
-    _Plot(_fixed("Voltage band over time — all buses"), _voltage, True, "No voltage results."),
-    _Plot(_fixed("Loading duration — system maxima"), _loading_system, False, "No loading results."),
-    _Plot(_fixed("Loading duration — five most loaded branches"), _loading_branches, False, "No branch results."),
-    _Plot(_fixed("Energy mix — supply against demand"), _energy_mix, True, "No power time series."),
-    _Plot(_fixed("Generation by kind"), _generation, False, "No generation in this scenario."),
+    _Plot("Voltage band over time — all buses", _voltage, True, "No voltage results."),
+    _Plot("Loading duration — system maxima", _loading_system, False, "No loading results."),
+    _Plot("Loading duration — five most loaded branches", _loading_branches, False, "No branch results."),
+    _Plot("Energy mix — supply against demand", _energy_mix, True, "No power time series."),
+    _Plot("Generation by kind", _generation, False, "No generation in this scenario."),
     _Plot(_losses_title, _losses, False, "No loss results."),
-    _Plot(_fixed("Self-sufficiency and self-consumption per site"), _site_shares, False,
+    _Plot("Self-sufficiency and self-consumption per site", _site_shares, False,
           "No microgrids or sites in this scenario."),
-    _Plot(_fixed("Battery state of charge"), _soc, False, "No batteries in this scenario."),
-    _Plot(_fixed("Net import at the PCC of each microgrid (level 1)"), _pcc, True,
+    _Plot("Battery state of charge", _soc, False, "No batteries in this scenario."),
+    _Plot("Net import at the PCC of each microgrid (level 1)", _pcc, True,
           "No level-1 microgrids in this scenario."),
 )
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+def _tables(study: _Study) -> str:
+    return "".join([
+        _table("Key performance indicators", ["Indicator", "Value"], _kpi_rows(study.kpis), "", tall=True),
+        _table("Most loaded branches", ["Branch", "Kind", "Max loading", "Overloaded"], _branch_rows(study),
+               "No branch results."),
+        _table("Worst buses — time outside their voltage band", ["Bus", "kV", "V min", "V max", "Below", "Above"],
+               _bus_rows(study), "No bus left its voltage band."),
+        _table("Batteries", ["Battery", "Cycles", "SOC min", "SOC max"], _battery_rows(study),
+               "No batteries in this scenario."),
+        _table("Sites", ["Site", "Level", "Consumption", "Generation", "Import", "Export", "Peak import",
+                         "Self-sufficiency", "Self-consumption"], _site_rows(study.kpis),
+               "No microgrids or sites in this scenario.", wide=True),
+    ])
+
+
+def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str, *, wide: bool = False,
+           tall: bool = False) -> str:
+    if not rows:
+        return _card(title, _empty(empty), wide=wide, tall=tall)
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return _card(title, f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                 "</div>", wide=wide, tall=tall)
+
+
+def _kpi_rows(kpis: dict[str, Any]) -> list[list[str]]:
+    volt, load = kpis.get("voltage", {}), kpis.get("loading", {})
+    generation: dict[str, float] = kpis.get("generation_kwh", {})
+    return [
+        ["Energy consumed", _kwh(kpis.get("energy_consumed_kwh"))],
+        ["Energy served", _kwh(kpis.get("energy_served_kwh"))],
+        ["Energy not served", _kwh(kpis.get("energy_not_served_kwh"))],
+        *[[f"Generation — {_label(k)}", _kwh(v)] for k, v in sorted(generation.items(), key=lambda kv: -kv[1])],
+        ["Renewable share (of gross consumption)", _pct(kpis.get("renewable_share"))],
+        ["Grid import", _kwh(kpis.get("grid_import_kwh"))],
+        ["Grid export", _kwh(kpis.get("grid_export_kwh"))],
+        ["Peak import", _kw(kpis.get("peak_import_kw"))],
+        ["Losses", f"{_kwh(kpis.get('losses_kwh'))} ({_losses_pct(kpis)})"],
+        ["CO₂", _kg(kpis.get("co2_kg"))],
+        ["Battery discharge / charge",
+         f"{_kwh(kpis.get('battery_discharge_kwh'))} / {_kwh(kpis.get('battery_charge_kwh'))}"],
+        ["Voltage min / max", f"{_pu(volt.get('v_min_pu'))} / {_pu(volt.get('v_max_pu'))}"],
+        ["Bus-minutes outside band", _count(volt.get("bus_minutes_outside_band"), "min")],
+        ["Buses with violations", _count(volt.get("buses_with_violations"))],
+        ["Max branch loading", _pct(load.get("max_loading"))],
+        ["Branches overloaded", _count(load.get("branches_overloaded"))],
+        ["Branch-hours overloaded", _count(load.get("branch_hours_overloaded"), "h")],
+        ["Steps (failed)", f"{_count(kpis.get('steps'))} ({_count(kpis.get('failed_steps'))})"],
+        ["Simulated hours", _count(kpis.get("hours"), "h")],
+    ]
+
+
+def _branch_rows(study: _Study) -> list[list[str]]:
+    if study.branches.empty:
+        return []
+    top = study.branches.nlargest(10, "max_loading")
+    return [[str(r.branch), str(r.kind), _pct(r.max_loading), _count(r.hours_overloaded, "h")]
+            for r in top.itertuples()]
+
+
+def _bus_rows(study: _Study) -> list[list[str]]:
+    buses = study.buses
+    if buses.empty:
+        return []
+    outside = buses["minutes_below"] + buses["minutes_above"]
+    top = buses.assign(outside=outside)[outside > 0].nlargest(10, "outside")
+    return [[str(r.bus), f"{r.vn_kv:g}", _pu(r.v_min_pu), _pu(r.v_max_pu),
+             _count(r.minutes_below, "min"), _count(r.minutes_above, "min")] for r in top.itertuples()]
+
+
+def _battery_rows(study: _Study) -> list[list[str]]:
+    cycles: dict[str, float] = study.kpis.get("battery_equivalent_cycles", {})
+    frame = study.batteries
+    soc = frame.groupby("battery")["soc"].agg(["min", "max"]) if {"battery", "soc"} <= set(frame) else None
+
+    def soc_pct(battery: str, stat: str) -> str:
+        return _pct(soc.at[battery, stat], 0) if soc is not None and battery in soc.index else DASH
+
+    return [[b, DASH if _finite(n) is None else f"{n:.2f}", soc_pct(b, "min"), soc_pct(b, "max")]
+            for b, n in cycles.items()]
+
+
+def _site_rows(kpis: dict[str, Any]) -> list[list[str]]:
+    sites: dict[str, dict[str, Any]] = kpis.get("sites", {})
+    levels = kpis.get("levels", {})
+
+    def column(key: str, fmt: Callable[[Any, float | None], str]) -> list[str]:
+        values = [_finite(t.get(key)) for t in sites.values()]
+        basis = max((abs(v) for v in values if v is not None), default=0.0)
+        return [fmt(v, basis) for v in values]
+
+    columns = [list(sites), [str(levels.get(s, DASH)) for s in sites],
+               *(column(k, _kwh) for k in ("consumption_kwh", "generation_kwh", "import_kwh", "export_kwh")),
+               column("peak_import_kw", _kw),
+               *([_pct(t.get(k)) for t in sites.values()] for k in ("self_sufficiency", "self_consumption"))]
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+CSS: Final = """
+:root{--ink:#0f172a;--muted:#64748b;--line:#e2e8f0;--bg:#f8fafc;--accent:#1e40af;--ok:#16a34a;--warn:#d97706;
+--bad:#dc2626}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+"Helvetica Neue",Arial,sans-serif;-webkit-font-smoothing:antialiased}
+main{max-width:1320px;margin:0 auto;padding:32px 24px 64px}
+header{background:#fff;border:1px solid var(--line);border-top:4px solid var(--accent);border-radius:10px;
+padding:20px 24px;margin-bottom:20px}
+.kicker{margin:0;color:var(--muted);font-size:12px;letter-spacing:.08em;text-transform:uppercase}
+h1{margin:2px 0 12px;font-size:28px;line-height:1.2}
+h2{font-size:18px;margin:32px 0 8px;padding-bottom:6px;border-bottom:1px solid var(--line)}
+.facts{display:flex;flex-wrap:wrap;gap:8px 36px;margin:0}
+.facts dt{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
+.facts dd{margin:0;font-weight:600}
+.alert{margin:14px 0 0;padding:8px 12px;border-radius:6px;background:#fef2f2;color:var(--bad)}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:12px}
+.card{background:#fff;border:1px solid var(--line);border-left:4px solid #cbd5e1;border-radius:8px;
+padding:12px 14px}
+.card.ok{border-left-color:var(--ok)}.card.warn{border-left-color:var(--warn)}.card.bad{border-left-color:var(--bad)}
+.card .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
+.card .value{font-size:24px;font-weight:650;font-variant-numeric:tabular-nums;margin:2px 0}
+.card .sub{color:var(--muted);font-size:13px}
+.note{color:var(--muted);font-size:13px;margin:0 0 8px}
+.grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:16px}
+.fig{margin:0;background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 14px;min-width:0}
+.fig.wide{grid-column:1/-1}.fig.tall{grid-row:span 3}
+figcaption{font-weight:600;margin-bottom:6px}
+.fig img{display:block;width:100%;height:auto}
+.empty{color:var(--muted);font-style:italic;margin:24px 0;text-align:center}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:14px;font-variant-numeric:tabular-nums}
+th,td{padding:6px 10px;border-bottom:1px solid var(--line);white-space:nowrap}
+th{text-align:left;color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+td:not(:first-child),th:not(:first-child){text-align:right}
+td:first-child{white-space:normal;overflow-wrap:anywhere}
+tbody tr:nth-child(even){background:#f8fafc}
+@media (max-width:900px){.grid{grid-template-columns:1fr}main{padding:16px 12px}}
+"""

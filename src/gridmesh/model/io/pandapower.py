@@ -318,18 +318,14 @@ def to_pandapower(network: Network) -> pp.pandapowerNet:
             g_us_per_km=line.g_us_per_km,
             parallel=line.parallel,
             in_service=line.in_service,
-            **{
-                k: v
-                for k, v in (
-                    ("r0_ohm_per_km", line.r0_ohm_per_km),
-                    ("x0_ohm_per_km", line.x0_ohm_per_km),
-                    ("c0_nf_per_km", line.c0_nf_per_km),
-                )
-                if v is not None
-            },
         )
         for line in network.lines.values()
     }
+    zero_sequence = ["r0_ohm_per_km", "x0_ohm_per_km", "c0_nf_per_km"]
+    for line in network.lines.values():  # set directly: pandapower drops them unless all three are given
+        values = [getattr(line, column) for column in zero_sequence]
+        if any(v is not None for v in values):
+            net.line.loc[line_index[line.id], zero_sequence] = [np.nan if v is None else v for v in values]
     trafo_index = {
         t.id: pp.create_transformer_from_parameters(
             net,

@@ -44,8 +44,9 @@ def simbench_net(code: str) -> pp.pandapowerNet:
 def profiles_of(net: pp.pandapowerNet) -> Profiles:
     """SimBench's normalised profiles (``H0-A_pload``, ``PV3``, …) on their own time grid."""
     frames = []
+    stored = net.get("profiles") if isinstance(net.get("profiles"), dict) else {}
     for table in PROFILE_TABLES:
-        frame = net.profiles.get(table)
+        frame = stored.get(table)
         if frame is None or frame.empty or len(frame.columns) <= 1:
             continue
         # SimBench labels steps in local time with DST jumps, but the table is a regular 15-minute grid of
