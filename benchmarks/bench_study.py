@@ -143,17 +143,19 @@ def phase_pandapower(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pp.runpp(net)  # warm-up: numba compiles here, not inside the timing
     numba = bool(net._options.get("numba"))
     rss_before = _rss_mib()
+    times = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t3 = time.perf_counter()
-        run_timeseries(net, time_steps=range(steps), verbose=False)
-        seconds = time.perf_counter() - t3
+        for _ in range(args.repeat):
+            t3 = time.perf_counter()
+            run_timeseries(net, time_steps=range(steps), verbose=False)
+            times.append(time.perf_counter() - t3)
     vm = writer.output["res_bus.vm_pu"].reindex(columns=net.bus.index).to_numpy(dtype=np.float64)
     np.save(work / "pp_vm_pu.npy", vm)
     return {
-        "steps": steps, "seconds": seconds, "rss_before_mib": rss_before,
+        "steps": steps, "seconds": min(times), "seconds_all": times, "rss_before_mib": rss_before,
         "setup_s": {"read_scenario_and_profiles": t1 - t0, "to_pandapower": t2 - t1},
-        "numba": numba, "scenario": scenario.name,
+        "numba": numba, "scenario": scenario.name, "repeat": args.repeat,
         "elements": {"bus": len(net.bus), "line": len(net.line), "trafo": len(net.trafo), "load": len(net.load),
                      "sgen": len(net.sgen), "storage": len(net.storage), "switch": len(net.switch)},
     }
@@ -190,9 +192,12 @@ def phase_raw(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         engine.run(inj.rows(np.array([0], dtype=np.int64)))  # warm-up
         windows = (steps, args.window) if method == "iterative_current" else (steps,)
         for window in windows:
-            seconds, failed = _timed(engine, inj, window)
+            times, failed = [], 0
+            for _ in range(args.repeat):
+                seconds, failed = _timed(engine, inj, window)
+                times.append(seconds)
             out["runs"][f"{method}/{window}"] = {"method": method, "batch": window, "steps": steps,
-                                                 "seconds": seconds, "failed": failed}
+                                                 "seconds": min(times), "seconds_all": times, "failed": failed}
     pp_file = work / "pp_vm_pu.npy"
     if pp_file.exists():  # pandapower's voltages against gridmesh's power flow of the same injections
         reference = np.load(pp_file)
@@ -211,11 +216,15 @@ def phase_study(args: argparse.Namespace, work: Path, *, controlled: bool) -> di
     load_s = time.perf_counter() - t0
     controller = SelfConsumption() if controlled else NoControl()
     rss_before = _rss_mib()
-    out = work / f"study-{controller.name}"
-    result = run_study(scenario, out=out, controller=controller, window_steps=args.window)
+    times = []
+    for i in range(args.repeat):  # a fresh controller and output folder each time, as a new `simulate`
+        controller = SelfConsumption() if controlled else NoControl()
+        out = work / f"study-{controller.name}-{i}"
+        result = run_study(scenario, out=out, controller=controller, window_steps=args.window)
+        times.append(result.seconds)
     k = result.kpis
     return {
-        "steps": result.steps, "seconds": result.seconds, "rss_before_mib": rss_before,
+        "steps": result.steps, "seconds": min(times), "seconds_all": times, "rss_before_mib": rss_before,
         "setup_s": {"read_scenario": load_s}, "controller": controller.name,
         "output_mib": sum(f.stat().st_size for f in out.iterdir()) / 2**20,
         "kpis": {key: k.get(key) for key in ("failed_steps", "peak_import_kw", "losses_percent", "renewable_share")},
@@ -230,8 +239,10 @@ def run_phase(args: argparse.Namespace) -> None:
         "study-off": lambda: phase_study(args, work, controlled=False),
         "study-on": lambda: phase_study(args, work, controlled=True),
     }[args.phase]
+    load_before = os.getloadavg()
     result = run()
     result["peak_rss_mib"] = _peak_rss_mib()
+    result["loadavg_1min"] = {"before": load_before[0], "after": os.getloadavg()[0]}
     (work / f"{args.phase}.json").write_text(json.dumps(result, indent=2, default=float))
 
 
@@ -269,15 +280,24 @@ def machine() -> dict[str, Any]:
 def _child(args: argparse.Namespace, phase: str, work: Path, console: Console) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--work", str(work),
            "--scenario", str(args.scenario), "--days", str(args.days), "--pp-steps", str(args.pp_steps),
-           "--raw-steps", str(args.raw_steps), "--window", str(args.window)]
+           "--raw-steps", str(args.raw_steps), "--window", str(args.window), "--repeat", str(args.repeat)]
     with console.status(f"phase {phase} …"):
         started = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - started
     result: dict[str, Any] = json.loads((work / f"{phase}.json").read_text())
     result["process_wall_s"] = wall
-    console.print(f"  {phase}: done in {wall:.1f} s (process wall time)")
+    load = result["loadavg_1min"]
+    console.print(f"  {phase}: done in {wall:.1f} s (process wall time); runs: "
+                  + ", ".join(f"{t:.2f} s" for t in _all_seconds(result))
+                  + f"; 1-min load average {load['before']:.1f} → {load['after']:.1f}")
     return result
+
+
+def _all_seconds(result: dict[str, Any]) -> list[float]:
+    if "runs" in result:
+        return [t for run in result["runs"].values() for t in run["seconds_all"]]
+    return list(result["seconds_all"])
 
 
 def summarise(phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -378,6 +398,7 @@ def report(console: Console, info: dict[str, Any], phases: dict[str, dict[str, A
         "output, KPIs; HTML report not included); seconds are run_study's own (engine build included, "
         "scenario reading excluded).\n"
         "  · raw PGM: PowerFlow.run on prebuilt injections, one warm-up step; batch = steps per call.\n"
+        f"  · seconds: the best of {pp_['repeat']} timed runs per row (all runs in the JSON).\n"
         "  · peak RSS: ru_maxrss of each phase's own process (scenario reading included)."
     )
 
@@ -389,6 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pp-steps", type=int, default=96, help="pandapower time steps (default: one day)")
     parser.add_argument("--raw-steps", type=int, default=672, help="steps of the raw power-grid-model runs")
     parser.add_argument("--window", type=int, default=96, help="study window (steps per power-flow batch)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; the best counts")
     parser.add_argument("--json-out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_study.json")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)

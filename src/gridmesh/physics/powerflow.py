@@ -92,7 +92,9 @@ class PowerFlowResult:
         """Series losses in lines and transformers per step (kW)."""
         lines: FloatArray = np.nansum(self.line_p_from_kw + self.line_p_to_kw, axis=1)
         trafos: FloatArray = np.nansum(self.trafo_p_from_kw + self.trafo_p_to_kw, axis=1)
-        return lines + trafos
+        total = lines + trafos
+        total[list(self.failed)] = np.nan  # a failed step has no losses, not zero losses
+        return total
 
     def raise_on_failure(self) -> PowerFlowResult:
         if self.failed:
@@ -225,8 +227,10 @@ def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, 
             result.line_loading,
             result.trafo_loading,
             result.line_p_from_kw,
+            result.line_q_from_kvar,
             result.line_p_to_kw,
             result.trafo_p_from_kw,
+            result.trafo_q_from_kvar,
             result.trafo_p_to_kw,
             result.grid_p_kw,
             result.grid_q_kvar,

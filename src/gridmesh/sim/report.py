@@ -423,13 +423,19 @@ def _generation(study: _Study) -> Figure | None:
     scale, unit = _unit(max(energy.values()), ENERGY)
     bars = ax.barh([_label(k) for k in kinds], [energy[k] / scale for k in kinds], height=0.6,
                    color=[KIND_COLORS.get(k, "#a3a3a3") for k in kinds])
-    ax.set_ylim(-0.5, max(len(kinds), 4) - 0.5)  # one or two kinds keep slim bars
+    _slim(ax, len(kinds))
     total = sum(energy.values())
     ax.bar_label(bars, labels=[f"{_kwh(energy[k])} · {energy[k] / total:.0%}" for k in kinds], padding=4, fontsize=9)
     ax.set_xlabel(f"generation ({unit})")
     ax.set_xlim(0, max(energy.values()) / scale * 1.45)
     ax.grid(axis="y", visible=False)
     return fig
+
+
+def _slim(ax: Axes, rows: int) -> None:
+    """Horizontal bars keep the thickness of four rows when there are fewer, centred in the axes."""
+    pad = max(0.0, (4 - rows) / 2)
+    ax.set_ylim(-0.5 - pad, rows - 0.5 + pad)
 
 
 def _losses(study: _Study) -> Figure | None:
@@ -468,6 +474,7 @@ def _site_shares(study: _Study) -> Figure | None:
         bars = ax.barh(y + offset, values, height=0.4, color=color, label=key.replace("_", "-"))
         ax.bar_label(bars, labels=[DASH if np.isnan(v) else f"{v:.0f} %" for v in values], padding=3, fontsize=8)
     ax.set_yticks(y, [f"{_short(n, 22)} (L{levels.get(n, '?')})" for n in names])
+    _slim(ax, len(names))
     ax.set_xlim(0, 115)
     ax.set_xlabel("% of consumption / of generation")
     ax.grid(axis="y", visible=False)

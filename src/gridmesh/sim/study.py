@@ -123,10 +123,9 @@ def run_study(
             files.write("timeseries", _system_frame(times, lp, ev, gp, generation, battery_p, result))
             files.write("sites", site_frame)
             files.write("batteries", _battery_frame(times, fleet.ids, battery_p, soc))
-            files.write(
-                "bus_voltages",
-                pd.DataFrame(result.v_pu.astype(np.float32), columns=list(index.buses)).assign(time=times),
-            )
+            if detail:
+                voltages = pd.DataFrame(result.v_pu.astype(np.float32), columns=list(index.buses))
+                files.write("bus_voltages", voltages.assign(time=times))
             if progress:
                 progress(offset + n, steps)
 
