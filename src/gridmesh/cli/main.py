@@ -19,6 +19,7 @@ from gridmesh.cli.console import console, errors
 from gridmesh.control.controller import Controller, NoControl
 from gridmesh.control.self_consumption import SelfConsumption
 from gridmesh.errors import GridmeshError
+from gridmesh.model.graph import connectivity
 from gridmesh.physics.powerflow import Injections, PowerFlow
 from gridmesh.sim.injections import ProfileInjections
 from gridmesh.sim.report import write_report
@@ -94,7 +95,8 @@ def powerflow(
     table.add_row("highest loading", f"{max(loading.values()) * 100:.1f} % ({max(loading, key=loading.__getitem__)})")
     table.add_row("grid import", f"{result.grid_p_kw[0].sum():,.1f} kW")
     table.add_row("losses", f"{result.losses_kw[0]:,.1f} kW")
-    table.add_row("de-energized buses", str(int((~result.energized[0]).sum())))
+    islands = connectivity(scenario.network).islands()
+    table.add_row("islanded parts (no source)", f"{len(islands)} with {sum(map(len, islands))} buses")
     console.print(table)
 
 

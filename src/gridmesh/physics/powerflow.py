@@ -29,7 +29,7 @@ from gridmesh.units import W_PER_KW
 
 FloatArray = npt.NDArray[np.float64]
 
-_OUTPUTS: dict[ComponentType, set[str] | list[str] | ComponentAttributeFilterOptions | None] = {
+_OUTPUTS: dict[ComponentType, list[str]] = {
     ComponentType.node: ["u_pu", "u_angle", "energized"],
     ComponentType.line: ["loading", "p_from", "q_from", "p_to", "i_from", "i_to"],
     ComponentType.transformer: ["loading", "p_from", "q_from", "p_to"],
@@ -156,12 +156,13 @@ class PowerFlow:
 
     def _solve(self, model: PowerGridModel, method: CalculationMethod, injections: Injections) -> PowerFlowResult:
         failed: dict[int, str] = {}
+        requested: dict[ComponentType, set[str] | list[str] | ComponentAttributeFilterOptions | None] = {**_OUTPUTS}
         try:
             out = model.calculate_power_flow(
                 update_data=self._update(injections),
                 calculation_method=method,
                 threading=self.threading,
-                output_component_types=_OUTPUTS,
+                output_component_types=requested,
                 continue_on_batch_error=True,
             )
         except PowerGridBatchError as exc:  # pragma: no cover - raised only by some library versions
@@ -193,7 +194,7 @@ def _kw(values: Any) -> FloatArray:
 def _outputs(out: dict[ComponentType, Any], steps: int) -> tuple[dict[str, Any], ...]:
     """Requested outputs per component; power-grid-model leaves out components the network lacks."""
     empty = np.zeros((steps, 0))
-    return tuple(out.get(c) or dict.fromkeys(attrs or (), empty) for c, attrs in _OUTPUTS.items())
+    return tuple(out.get(c) or dict.fromkeys(attrs, empty) for c, attrs in _OUTPUTS.items())
 
 
 def _result(index: ModelIndex, out: dict[ComponentType, Any], failed: dict[int, str]) -> PowerFlowResult:
