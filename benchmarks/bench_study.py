@@ -138,15 +138,15 @@ def phase_pandapower(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         frame = pd.DataFrame(values / KW_PER_MW, columns=index)
         ConstControl(net, element=element, variable=variable, element_index=index,
                      data_source=DFData(frame), profile_name=index)
-    writer = OutputWriter(net, time_steps=range(steps), output_path=None,
-                          log_variables=[("res_bus", "vm_pu"), ("res_line", "loading_percent")])
     pp.runpp(net)  # warm-up: numba compiles here, not inside the timing
     numba = bool(net._options.get("numba"))
     rss_before = _rss_mib()
     times = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for _ in range(args.repeat):
+        for _ in range(args.repeat):  # a fresh writer each time (a used one misses res_bus when recycling)
+            writer = OutputWriter(net, time_steps=range(steps), output_path=None,
+                                  log_variables=[("res_bus", "vm_pu"), ("res_line", "loading_percent")])
             t3 = time.perf_counter()
             run_timeseries(net, time_steps=range(steps), verbose=False)
             times.append(time.perf_counter() - t3)

@@ -10,16 +10,33 @@ from gridmesh.model.elements import (
     TABLES,
     Battery,
     Bus,
+    Generator,
     Line,
+    Site,
     Switch,
     Transformer,
 )
 from gridmesh.model.kinds import GeneratorKind, SiteLevel, VoltageLevel
 
-TRAFO = {"id": "t", "hv_bus": "a", "lv_bus": "b", "sn_kva": 400, "vn_hv_kv": 20, "vn_lv_kv": 0.4,
-         "vk_percent": 6, "vkr_percent": 1}
-LINE = {"id": "l", "from_bus": "a", "to_bus": "b", "length_km": 1, "r_ohm_per_km": 0.2, "x_ohm_per_km": 0.1,
-        "max_i_a": 200}
+TRAFO = {
+    "id": "t",
+    "hv_bus": "a",
+    "lv_bus": "b",
+    "sn_kva": 400,
+    "vn_hv_kv": 20,
+    "vn_lv_kv": 0.4,
+    "vk_percent": 6,
+    "vkr_percent": 1,
+}
+LINE = {
+    "id": "l",
+    "from_bus": "a",
+    "to_bus": "b",
+    "length_km": 1,
+    "r_ohm_per_km": 0.2,
+    "x_ohm_per_km": 0.1,
+    "max_i_a": 200,
+}
 
 
 def _failed_fields(exc: pytest.ExceptionInfo[ValidationError]) -> set[str]:
@@ -86,8 +103,13 @@ def test_battery_checks(change: dict[str, float], message: str) -> None:
 
 @pytest.mark.parametrize(
     ("vn_kv", "level"),
-    [(0.4, VoltageLevel.LV), (1.0, VoltageLevel.LV), (20.0, VoltageLevel.MV), (110.0, VoltageLevel.HV),
-     (380.0, VoltageLevel.EHV)],
+    [
+        (0.4, VoltageLevel.LV),
+        (1.0, VoltageLevel.LV),
+        (20.0, VoltageLevel.MV),
+        (110.0, VoltageLevel.HV),
+        (380.0, VoltageLevel.EHV),
+    ],
 )
 def test_bus_voltage_level_is_derived_from_vn_kv(vn_kv: float, level: VoltageLevel) -> None:
     assert Bus(id="b", vn_kv=vn_kv).voltage_level is level
@@ -109,8 +131,6 @@ def test_switch_present_state_defaults_to_normal_state(
 
 
 def test_enum_fields_parse_from_strings() -> None:
-    from gridmesh.model.elements import Generator, Site
-
     gen = Generator.model_validate({"id": "g", "bus": "a", "kind": "micro_hydro", "p_kw": 10})
     site = Site.model_validate({"id": "s", "level": 2, "members": ["m"]})
     assert gen.kind is GeneratorKind.MICRO_HYDRO

@@ -34,17 +34,24 @@ def feeder() -> Network:
 
     Switches: ``ts`` at a on transformer t, ``ls`` at b on line l1, ``bb`` between buses b and c.
     """
-    return Network.from_elements([
-        Bus(id="hv", vn_kv=20), *(Bus(id=b, vn_kv=0.4) for b in "abcde"),
-        Transformer(id="t", hv_bus="hv", lv_bus="a", sn_kva=250, vn_hv_kv=20, vn_lv_kv=0.4, vk_percent=4,
-                    vkr_percent=1),
-        _line("l1", "a", "b"), _line("l2", "c", "d"), _line("l3", "d", "e"), _line("l4", "b", "e"),
-        Switch(id="ts", bus="a", element="t", element_type=SwitchedElement.TRANSFORMER),
-        Switch(id="ls", bus="b", element="l1", element_type=SwitchedElement.LINE),
-        Switch(id="bb", bus="b", element="c"),
-        Switch(id="tie", bus="e", element="l4", element_type=SwitchedElement.LINE, normally_closed=False),
-        ExternalGrid(id="grid", bus="hv"),
-    ])
+    return Network.from_elements(
+        [
+            Bus(id="hv", vn_kv=20),
+            *(Bus(id=b, vn_kv=0.4) for b in "abcde"),
+            Transformer(
+                id="t", hv_bus="hv", lv_bus="a", sn_kva=250, vn_hv_kv=20, vn_lv_kv=0.4, vk_percent=4, vkr_percent=1
+            ),
+            _line("l1", "a", "b"),
+            _line("l2", "c", "d"),
+            _line("l3", "d", "e"),
+            _line("l4", "b", "e"),
+            Switch(id="ts", bus="a", element="t", element_type=SwitchedElement.TRANSFORMER),
+            Switch(id="ls", bus="b", element="l1", element_type=SwitchedElement.LINE),
+            Switch(id="bb", bus="b", element="c"),
+            Switch(id="tie", bus="e", element="l4", element_type=SwitchedElement.LINE, normally_closed=False),
+            ExternalGrid(id="grid", bus="hv"),
+        ]
+    )
 
 
 def test_everything_is_energized_in_the_normal_state(feeder: Network) -> None:

@@ -13,8 +13,7 @@ def _net() -> Network:
         [
             Bus(id="a", vn_kv=0.4),
             Bus(id="b", vn_kv=0.4),
-            Line(id="l", from_bus="a", to_bus="b", length_km=0.1, r_ohm_per_km=0.2, x_ohm_per_km=0.1,
-                 max_i_a=100),
+            Line(id="l", from_bus="a", to_bus="b", length_km=0.1, r_ohm_per_km=0.2, x_ohm_per_km=0.1, max_i_a=100),
             ExternalGrid(id="g", bus="a"),
             Load(id="p", bus="b", p_kw=3),
         ],
@@ -25,8 +24,18 @@ def _net() -> Network:
 def test_from_elements_sorts_into_tables_in_order() -> None:
     net = _net()
     assert list(net.buses) == ["a", "b"]
-    assert net.summary() == {"buses": 2, "lines": 1, "transformers": 0, "switches": 0, "external_grids": 1,
-                             "loads": 1, "generators": 0, "batteries": 0, "ev_chargers": 0, "sites": 0}
+    assert net.summary() == {
+        "buses": 2,
+        "lines": 1,
+        "transformers": 0,
+        "switches": 0,
+        "external_grids": 1,
+        "loads": 1,
+        "generators": 0,
+        "batteries": 0,
+        "ev_chargers": 0,
+        "sites": 0,
+    }
     assert [e.id for e in net.elements()] == ["a", "b", "l", "g", "p"]
 
 

@@ -24,12 +24,14 @@ def table() -> Profiles:
 
 def test_scaled_multiplies_each_column_by_its_rating(table: Profiles) -> None:
     got = table.scaled(["home", "pv", None, "home"], np.array([4.0, 10.0, 3.0, -2.0]), first=1, steps=3)
-    expected = np.array([
-        # home×4, pv×10, constant 3, home×-2
-        [2.0, 2.5, 3.0, -1.0],
-        [1.0, 5.0, 3.0, -0.5],
-        [8.0, 7.5, 3.0, -4.0],
-    ])
+    expected = np.array(
+        [
+            # home×4, pv×10, constant 3, home×-2
+            [2.0, 2.5, 3.0, -1.0],
+            [1.0, 5.0, 3.0, -0.5],
+            [8.0, 7.5, 3.0, -4.0],
+        ]
+    )
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, expected)
 
@@ -76,8 +78,9 @@ def test_frame_round_trip(table: Profiles) -> None:
 
 
 def test_from_frame_refuses_irregular_or_too_short_index() -> None:
-    irregular = pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=pd.to_datetime(["2016-01-01 00:00", "2016-01-01 00:15",
-                                                                            "2016-01-01 00:45"]))
+    irregular = pd.DataFrame(
+        {"a": [1.0, 2.0, 3.0]}, index=pd.to_datetime(["2016-01-01 00:00", "2016-01-01 00:15", "2016-01-01 00:45"])
+    )
     with pytest.raises(ProfileError, match="not regular"):
         Profiles.from_frame(irregular)
     with pytest.raises(ProfileError, match="at least two"):

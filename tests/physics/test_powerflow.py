@@ -42,15 +42,27 @@ EXACT_PU = 1e-8
 
 def _three_bus(p2_kw: float, p3_kw: float) -> Network:
     def line(id_: str, a: str, b: str, km: float) -> Line:
-        return Line(id=id_, from_bus=a, to_bus=b, length_km=km, r_ohm_per_km=R_PER_KM, x_ohm_per_km=0.0,
-                    c_nf_per_km=0.0, max_i_a=100.0)
+        return Line(
+            id=id_,
+            from_bus=a,
+            to_bus=b,
+            length_km=km,
+            r_ohm_per_km=R_PER_KM,
+            x_ohm_per_km=0.0,
+            c_nf_per_km=0.0,
+            max_i_a=100.0,
+        )
 
-    return Network.from_elements([
-        *(Bus(id=b, vn_kv=V1_KV) for b in ("1", "2", "3")),
-        line("12", "1", "2", LEN_12_KM), line("23", "2", "3", LEN_23_KM),
-        ExternalGrid(id="slack", bus="1", vm_pu=1.0),
-        Load(id="L2", bus="2", p_kw=p2_kw), Load(id="L3", bus="3", p_kw=p3_kw),
-    ])
+    return Network.from_elements(
+        [
+            *(Bus(id=b, vn_kv=V1_KV) for b in ("1", "2", "3")),
+            line("12", "1", "2", LEN_12_KM),
+            line("23", "2", "3", LEN_23_KM),
+            ExternalGrid(id="slack", bus="1", vm_pu=1.0),
+            Load(id="L2", bus="2", p_kw=p2_kw),
+            Load(id="L3", bus="3", p_kw=p3_kw),
+        ]
+    )
 
 
 def _by_hand(p2_kw: float, p3_kw: float) -> tuple[float, float, float, float]:
@@ -94,8 +106,9 @@ def test_two_loads_match_the_backward_sweep(p2_kw: float, p3_kw: float) -> None:
     np.testing.assert_allclose(result.angle_deg[0], 0.0, atol=1e-6)  # resistive: all in phase
     losses_kw = 3 * (i12**2 * R12 + i23**2 * R23) / 1e3
     assert result.losses_kw[0] == pytest.approx(losses_kw, rel=1e-7)
-    np.testing.assert_allclose(result.line_p_from_kw[0] + result.line_p_to_kw[0],
-                               [3 * i12**2 * R12 / 1e3, 3 * i23**2 * R23 / 1e3], rtol=1e-6)
+    np.testing.assert_allclose(
+        result.line_p_from_kw[0] + result.line_p_to_kw[0], [3 * i12**2 * R12 / 1e3, 3 * i23**2 * R23 / 1e3], rtol=1e-6
+    )
     assert result.grid_p_kw[0, 0] == pytest.approx(p2_kw + p3_kw + losses_kw, rel=1e-9)
     np.testing.assert_allclose(result.line_loading[0], [i12 / 100.0, i23 / 100.0], rtol=1e-7)
 
@@ -138,8 +151,11 @@ def _injections(rural: Scenario, engine: PowerFlow, steps: np.ndarray) -> Inject
 
 
 def _float_fields(result: PowerFlowResult) -> dict[str, np.ndarray]:
-    return {f.name: getattr(result, f.name) for f in fields(result)
-            if isinstance(getattr(result, f.name), np.ndarray) and getattr(result, f.name).dtype.kind == "f"}
+    return {
+        f.name: getattr(result, f.name)
+        for f in fields(result)
+        if isinstance(getattr(result, f.name), np.ndarray) and getattr(result, f.name).dtype.kind == "f"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -148,23 +164,28 @@ def batch(rural: Scenario, engine: PowerFlow) -> tuple[Injections, PowerFlowResu
     return injections, engine.run(injections)
 
 
-def test_batch_equals_one_snapshot_per_step(rural: Scenario, engine: PowerFlow,
-                                            batch: tuple[Injections, PowerFlowResult]) -> None:
+def test_batch_equals_one_snapshot_per_step(
+    rural: Scenario, engine: PowerFlow, batch: tuple[Injections, PowerFlowResult]
+) -> None:
     injections, result = batch
     assert result.steps == len(STEPS)
     assert result.failed == {}
     net, idx = rural.network, engine.index
     for k in range(len(STEPS)):
-        step = net.with_elements(
-            [net.loads[i].model_copy(update={"p_kw": injections.load_p_kw[k, j], "q_kvar": injections.load_q_kvar[k, j]})
-             for j, i in enumerate(idx.loads)]
-            + [net.generators[i].model_copy(update={"p_kw": injections.gen_p_kw[k, j], "q_kvar": 0.0})
-               for j, i in enumerate(idx.generators)]
-        )
+        loads = [
+            net.loads[i].model_copy(update={"p_kw": injections.load_p_kw[k, j], "q_kvar": injections.load_q_kvar[k, j]})
+            for j, i in enumerate(idx.loads)
+        ]
+        gens = [
+            net.generators[i].model_copy(update={"p_kw": injections.gen_p_kw[k, j], "q_kvar": 0.0})
+            for j, i in enumerate(idx.generators)
+        ]
+        step = net.with_elements([*loads, *gens])
         single = snapshot(step)
         for name, values in _float_fields(single).items():
-            np.testing.assert_allclose(_float_fields(result)[name][k], values[0], rtol=1e-9, atol=1e-9,
-                                       err_msg=f"{name} at step {k}")
+            np.testing.assert_allclose(
+                _float_fields(result)[name][k], values[0], rtol=1e-9, atol=1e-9, err_msg=f"{name} at step {k}"
+            )
         assert result.losses_kw[k] == pytest.approx(single.losses_kw[0], rel=1e-9)
 
 
@@ -180,8 +201,16 @@ def test_a_step_that_cannot_converge_is_reported_and_the_others_succeed(
     injections, good = batch
     load_p = injections.load_p_kw.copy()
     load_p[3, 0] = 1e6  # 1 GW on an LV bus
-    result = engine.run(Injections(load_p, injections.load_q_kvar, injections.gen_p_kw, injections.gen_q_kvar,
-                                   injections.ev_p_kw, injections.battery_p_kw))
+    result = engine.run(
+        Injections(
+            load_p,
+            injections.load_q_kvar,
+            injections.gen_p_kw,
+            injections.gen_q_kvar,
+            injections.ev_p_kw,
+            injections.battery_p_kw,
+        )
+    )
     assert list(result.failed) == [3]
     assert "converge" in result.failed[3]
     others = np.arange(len(STEPS)) != 3
@@ -204,8 +233,16 @@ def test_iterative_current_agrees_and_falls_back_to_newton_raphson(
     np.testing.assert_allclose(fast.run(injections).v_pu, good.v_pu, atol=1e-7)
     load_p = injections.load_p_kw.copy()
     load_p[5, 0] = 1e6
-    result = fast.run(Injections(load_p, injections.load_q_kvar, injections.gen_p_kw, injections.gen_q_kvar,
-                                 injections.ev_p_kw, injections.battery_p_kw))
+    result = fast.run(
+        Injections(
+            load_p,
+            injections.load_q_kvar,
+            injections.gen_p_kw,
+            injections.gen_q_kvar,
+            injections.ev_p_kw,
+            injections.battery_p_kw,
+        )
+    )
     assert list(result.failed) == [5]
     assert np.isnan(result.v_pu[5]).all()
 
@@ -221,23 +258,33 @@ def test_base_injections_are_the_network_values(rural: Scenario, engine: PowerFl
     base = engine.base_injections()
     assert base.steps == 1
     np.testing.assert_array_equal(base.load_p_kw[0], [rural.network.loads[i].p_kw for i in engine.index.loads])
-    np.testing.assert_array_equal(base.gen_p_kw[0], [rural.network.generators[i].p_kw
-                                                     for i in engine.index.generators])
+    np.testing.assert_array_equal(base.gen_p_kw[0], [rural.network.generators[i].p_kw for i in engine.index.generators])
 
 
 # --- EV chargers and batteries: load and generator conventions --------------------------------------------------
 
 
 def test_ev_charging_is_load_and_battery_discharge_is_generation() -> None:
-    net = _three_bus(400.0, 600.0).with_elements([
-        EvCharger(id="ev", bus="3", p_kw=50.0), Battery(id="bess", bus="3", e_kwh=200.0, p_kw=100.0),
-    ])
+    net = _three_bus(400.0, 600.0).with_elements(
+        [
+            EvCharger(id="ev", bus="3", p_kw=50.0),
+            Battery(id="bess", bus="3", e_kwh=200.0, p_kw=100.0),
+        ]
+    )
     engine = PowerFlow(net)
     base = engine.base_injections()
 
     def run(ev_kw: float, battery_kw: float) -> PowerFlowResult:
-        return engine.run(Injections(base.load_p_kw, base.load_q_kvar, base.gen_p_kw, base.gen_q_kvar,
-                                     np.array([[ev_kw]]), np.array([[battery_kw]])))
+        return engine.run(
+            Injections(
+                base.load_p_kw,
+                base.load_q_kvar,
+                base.gen_p_kw,
+                base.gen_q_kvar,
+                np.array([[ev_kw]]),
+                np.array([[battery_kw]]),
+            )
+        )
 
     idle, charging, both = run(0.0, 0.0), run(50.0, 0.0), run(50.0, 50.0)
     v3_by_hand = _by_hand(400.0, 650.0)[1] / (V1_KV * 1e3)

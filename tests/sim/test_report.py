@@ -99,20 +99,49 @@ def _fake_outputs(out: Path, steps: int) -> Path:
     hours = np.arange(steps) / 4
     load = 50 + 20 * np.sin(2 * np.pi * hours / 24)
     v = 1.0 + 0.02 * np.sin(2 * np.pi * hours / 24)
-    series = pd.DataFrame({
-        "time": pd.date_range("2016-01-01", periods=steps, freq="15min"), "grid_import_kw": load - 10,
-        "losses_kw": 0.02 * load, "load_kw": load, "ev_kw": 0.0, "generation_kw": 10.0, "gen_pv_kw": 10.0,
-        "battery_kw": 0.0, "v_min_pu": v - 0.03, "v_mean_pu": v, "v_max_pu": v + 0.03,
-        "max_line_loading": load / 60, "max_trafo_loading": load / 150, "failed": False,
-    })
+    series = pd.DataFrame(
+        {
+            "time": pd.date_range("2016-01-01", periods=steps, freq="15min"),
+            "grid_import_kw": load - 10,
+            "losses_kw": 0.02 * load,
+            "load_kw": load,
+            "ev_kw": 0.0,
+            "generation_kw": 10.0,
+            "gen_pv_kw": 10.0,
+            "battery_kw": 0.0,
+            "v_min_pu": v - 0.03,
+            "v_mean_pu": v,
+            "v_max_pu": v + 0.03,
+            "max_line_loading": load / 60,
+            "max_trafo_loading": load / 150,
+            "failed": False,
+        }
+    )
     series.loc[5:9, ["v_min_pu", "losses_kw"]] = np.nan
     series.to_parquet(out / "timeseries.parquet")
-    pd.DataFrame({"time": pd.Series(dtype="datetime64[ns]"), "battery": pd.Series(dtype=object),
-                  "p_kw": pd.Series(dtype=float), "soc": pd.Series(dtype=float)}).to_parquet(out / "batteries.parquet")
-    kpis = {"scenario": "fake <grid>", "controller": "none", "start": "2016-01-01T00:00:00", "days": steps / 96,
-            "steps": steps, "hours": steps / 4, "failed_steps": 5, "losses_kwh": float("nan"),
-            "losses_percent": float("nan"), "generation_kwh": {"pv": 2.5 * steps}, "battery_equivalent_cycles": {},
-            "voltage": {"v_min_pu": float("nan")}, "sites": {}}
+    pd.DataFrame(
+        {
+            "time": pd.Series(dtype="datetime64[ns]"),
+            "battery": pd.Series(dtype=object),
+            "p_kw": pd.Series(dtype=float),
+            "soc": pd.Series(dtype=float),
+        }
+    ).to_parquet(out / "batteries.parquet")
+    kpis = {
+        "scenario": "fake <grid>",
+        "controller": "none",
+        "start": "2016-01-01T00:00:00",
+        "days": steps / 96,
+        "steps": steps,
+        "hours": steps / 4,
+        "failed_steps": 5,
+        "losses_kwh": float("nan"),
+        "losses_percent": float("nan"),
+        "generation_kwh": {"pv": 2.5 * steps},
+        "battery_equivalent_cycles": {},
+        "voltage": {"v_min_pu": float("nan")},
+        "sites": {},
+    }
     (out / "kpis.json").write_text(json.dumps(kpis))
     return out
 

@@ -152,7 +152,8 @@ def simulate(
         f"  peak import {k['peak_import_kw']:,.0f} kW · losses {k['losses_percent']:.2f} % · "
         f"renewable share {k['renewable_share'] * 100:.0f} % · minutes outside band "
         f"{k['voltage']['bus_minutes_outside_band']:,.0f}\n"
-        f"  KPIs:   {out / 'kpis.json'}\n  report: {report}"
+        f"  KPIs:   {out / 'kpis.json'}\n  report: {report}",
+        soft_wrap=True,
     )
     if open_report:
         webbrowser.open(report.resolve().as_uri())

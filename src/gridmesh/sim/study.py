@@ -96,8 +96,10 @@ def run_study(
             discharged_kwh += np.clip(battery_p, 0, None).sum(axis=0) * dt_h
             charged_kwh += np.clip(-battery_p, 0, None).sum(axis=0) * dt_h
             result = engine.run(Injections(lp, base.load_q_kvar, gp, base.gen_q_kvar, ev, battery_p))
-            served = result.energized[:, load_bus] * lp
-            served_ev = result.energized[:, ev_bus] * ev
+            # A failed step says nothing about supply: count its load as served, its buses as unknown.
+            supplied = result.energized | np.isin(np.arange(n), list(result.failed))[:, None]
+            served = supplied[:, load_bus] * lp
+            served_ev = supplied[:, ev_bus] * ev
             generation = {k: gp[:, gen_kind == k].sum(axis=1) for k in kinds}
             grid = result.grid_p_kw.sum(axis=1)
             acc.add_system(
@@ -108,7 +110,7 @@ def run_study(
                 generation_kw=generation,
                 battery_kw=battery_p,
                 failed=len(result.failed),
-                deenergized=int((~result.energized).sum()),
+                deenergized=int((~supplied).sum()),
             )
             acc.add_buses(result.v_pu, v_lo, v_hi)
             acc.add_branches(np.hstack([result.line_loading, result.trafo_loading]))

@@ -31,8 +31,19 @@ ANGLE_TOL_DEG = 1e-4
 
 
 def _line(id_: str, a: str, b: str, **extra: object) -> Line:
-    return Line.model_validate({"id": id_, "from_bus": a, "to_bus": b, "length_km": 0.3, "r_ohm_per_km": 0.206,
-                                "x_ohm_per_km": 0.08, "c_nf_per_km": 210, "max_i_a": 270} | extra)
+    return Line.model_validate(
+        {
+            "id": id_,
+            "from_bus": a,
+            "to_bus": b,
+            "length_km": 0.3,
+            "r_ohm_per_km": 0.206,
+            "x_ohm_per_km": 0.08,
+            "c_nf_per_km": 210,
+            "max_i_a": 270,
+        }
+        | extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +54,48 @@ def hand_built() -> Network:
             Bus(id="mv", vn_kv=20, x=9.1, y=48.7, zone="MV", v_min_pu=0.95),
             Bus(id="lv", vn_kv=0.4, zone="LV"),
             *(Bus(id=f"b{k}", vn_kv=0.4) for k in range(1, 5)),
-            Transformer(id="t", hv_bus="mv", lv_bus="lv", sn_kva=400, vn_hv_kv=20, vn_lv_kv=0.4, vk_percent=6,
-                        vkr_percent=1.2, pfe_kw=0.8, i0_percent=0.3, shift_degree=150, tap_min=-2, tap_max=2,
-                        tap_pos=1, tap_step_percent=2.5),
-            _line("l1", "lv", "b1"), _line("l2", "b1", "b2", parallel=2), _line("l3", "b3", "b4", r0_ohm_per_km=0.8),
+            Transformer(
+                id="t",
+                hv_bus="mv",
+                lv_bus="lv",
+                sn_kva=400,
+                vn_hv_kv=20,
+                vn_lv_kv=0.4,
+                vk_percent=6,
+                vkr_percent=1.2,
+                pfe_kw=0.8,
+                i0_percent=0.3,
+                shift_degree=150,
+                tap_min=-2,
+                tap_max=2,
+                tap_pos=1,
+                tap_step_percent=2.5,
+            ),
+            _line("l1", "lv", "b1"),
+            _line("l2", "b1", "b2", parallel=2),
+            _line("l3", "b3", "b4", r0_ohm_per_km=0.8),
             _line("l4", "b2", "b4"),
-            Switch(id="cb", bus="lv", element="l1", element_type=SwitchedElement.LINE, kind=SwitchKind.BREAKER,
-                   remote=True),
+            Switch(
+                id="cb", bus="lv", element="l1", element_type=SwitchedElement.LINE, kind=SwitchKind.BREAKER, remote=True
+            ),
             Switch(id="bb", bus="b2", element="b3", kind=SwitchKind.LOAD_BREAK),
-            Switch(id="tie", bus="b4", element="l4", element_type=SwitchedElement.LINE, kind=SwitchKind.TIE,
-                   normally_closed=False),
+            Switch(
+                id="tie",
+                bus="b4",
+                element="l4",
+                element_type=SwitchedElement.LINE,
+                kind=SwitchKind.TIE,
+                normally_closed=False,
+            ),
             Switch(id="fuse", bus="b1", element="l2", element_type=SwitchedElement.LINE, kind=SwitchKind.FUSE),
-            Switch(id="ts", bus="lv", element="t", element_type=SwitchedElement.TRANSFORMER, kind=SwitchKind.RECLOSER,
-                   remote=True),
+            Switch(
+                id="ts",
+                bus="lv",
+                element="t",
+                element_type=SwitchedElement.TRANSFORMER,
+                kind=SwitchKind.RECLOSER,
+                remote=True,
+            ),
             ExternalGrid(id="grid", bus="mv", vm_pu=1.02, va_degree=0, sk_mva=300, rx_ratio=0.2),
             Load(id="h1", bus="b1", p_kw=12, q_kvar=3, customers=3, p_profile="H0-A_pload"),
             Load(id="shop", bus="b4", p_kw=30, q_kvar=8, load_class=LoadClass.COMMERCIAL, critical=True),
@@ -79,8 +119,15 @@ def _named(frame: pd.DataFrame, net: pp.pandapowerNet, table: str) -> pd.DataFra
 
 def test_id_rule_keeps_unique_names_and_falls_back_to_table_index() -> None:
     frame = pd.DataFrame({"name": ["feeder", None, "", "  ", "dup", "dup", "tail"]}, index=[0, 3, 5, 7, 17, 18, 20])
-    assert element_ids(frame, "bus") == {0: "feeder", 3: "bus-3", 5: "bus-5", 7: "bus-7", 17: "bus-17",
-                                         18: "bus-18", 20: "tail"}
+    assert element_ids(frame, "bus") == {
+        0: "feeder",
+        3: "bus-3",
+        5: "bus-5",
+        7: "bus-7",
+        17: "bus-17",
+        18: "bus-18",
+        20: "tail",
+    }
 
 
 def test_id_rule_without_a_name_column() -> None:
@@ -139,9 +186,26 @@ def test_tap_position_counts_only_with_a_tap_changer(changer: str | None, tap_po
     """pandapower ignores ``tap_pos`` when ``tap_changer_type`` is unset; so must the import."""
     net = pp.create_empty_network()
     a, b = pp.create_bus(net, 20.0), pp.create_bus(net, 0.4)
-    pp.create_transformer_from_parameters(net, a, b, 0.4, 20, 0.4, 1, 6, 0, 0, tap_side="hv", tap_neutral=0,
-                                          tap_min=-2, tap_max=2, tap_pos=2, tap_step_percent=2.5,
-                                          tap_changer_type=changer, name="t")
+    pp.create_transformer_from_parameters(
+        net,
+        a,
+        b,
+        0.4,
+        20,
+        0.4,
+        1,
+        6,
+        0,
+        0,
+        tap_side="hv",
+        tap_neutral=0,
+        tap_min=-2,
+        tap_max=2,
+        tap_pos=2,
+        tap_step_percent=2.5,
+        tap_changer_type=changer,
+        name="t",
+    )
     assert from_pandapower(net).transformers["t"].tap_pos == tap_pos
 
 
@@ -169,8 +233,7 @@ def test_scaling_and_simbench_style_columns_are_understood() -> None:
 
 def test_hand_built_network_round_trips(hand_built: Network) -> None:
     back = from_pandapower(to_pandapower(hand_built))
-    for table in ("buses", "lines", "transformers", "switches", "external_grids", "loads", "generators",
-                  "batteries"):
+    for table in ("buses", "lines", "transformers", "switches", "external_grids", "loads", "generators", "batteries"):
         assert dict(back.table(table)) == dict(hand_built.table(table)), table
     assert back == hand_built
     assert back.transformers["t"].tap_side is TapSide.HV

@@ -30,16 +30,31 @@ VALID: dict[str, Any] = {
     "description": "a microgrid behind a PCC on one LV feeder",
     "elements": {
         "buses": [{"id": "mv", "vn_kv": 20}, {"id": "lv", "vn_kv": 0.4}, {"id": "b1", "vn_kv": 0.4}],
-        "transformers": [{"id": "t", "hv_bus": "mv", "lv_bus": "lv", "sn_kva": 250, "vn_hv_kv": 20,
-                          "vn_lv_kv": 0.4, "vk_percent": 4, "vkr_percent": 1}],
+        "transformers": [
+            {
+                "id": "t",
+                "hv_bus": "mv",
+                "lv_bus": "lv",
+                "sn_kva": 250,
+                "vn_hv_kv": 20,
+                "vn_lv_kv": 0.4,
+                "vk_percent": 4,
+                "vkr_percent": 1,
+            }
+        ],
         "lines": [{"id": "l1", "from_bus": "lv", "to_bus": "b1", **LINE}],
         "switches": [{"id": "pcc", "bus": "lv", "element": "l1", "element_type": "line", "kind": "breaker"}],
         "external_grids": [{"id": "grid", "bus": "mv"}],
         "loads": [{"id": "home", "bus": "b1", "p_kw": 4, "p_profile": "house"}],
         "sites": [{"id": "mg", "pcc": "pcc"}],
     },
-    "profiles": {"series": {"start": "2016-01-01", "resolution_min": 15,
-                            "values": {"house": [0.5] * 48 + [1.0] * 48, "flat": [1.0] * 96}}},
+    "profiles": {
+        "series": {
+            "start": "2016-01-01",
+            "resolution_min": 15,
+            "values": {"house": [0.5] * 48 + [1.0] * 48, "flat": [1.0] * 96},
+        }
+    },
     "time": {"start": "2016-01-01", "days": 1},
 }
 
@@ -76,31 +91,38 @@ def test_valid_scenario_is_read(tmp_path: Path) -> None:
 BAD_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], tuple[str, str], str]] = {
     "dangling bus": (
         lambda d: d["elements"]["buses"].append({"id": "orphan", "vn_kv": 0.4}),
-        ("buses[orphan]", "id"), "dangling bus",
+        ("buses[orphan]", "id"),
+        "dangling bus",
     ),
     "negative line rating": (
         lambda d: d["elements"]["lines"][0].update(max_i_a=-1),
-        ("lines[l1]", "max_i_a"), "greater than 0",
+        ("lines[l1]", "max_i_a"),
+        "greater than 0",
     ),
     "negative transformer rating": (
         lambda d: d["elements"]["transformers"][0].update(sn_kva=-5),
-        ("transformers[t]", "sn_kva"), "greater than 0",
+        ("transformers[t]", "sn_kva"),
+        "greater than 0",
     ),
     "unknown SimBench code": (
         lambda d: d.update(base={"simbench": "1-LV-rural1--0-sx"}),
-        ("base", "simbench"), "unknown SimBench code '1-LV-rural1--0-sx'",
+        ("base", "simbench"),
+        "unknown SimBench code '1-LV-rural1--0-sx'",
     ),
     "unknown SimBench profiles": (
         lambda d: d["profiles"].update(simbench="9-XX-nowhere"),
-        ("profiles", "simbench"), "unknown SimBench code",
+        ("profiles", "simbench"),
+        "unknown SimBench code",
     ),
     "profile of the wrong length": (
         lambda d: d["profiles"]["series"]["values"].update(short=[1.0] * 95),
-        ("profiles[short]", "values"), "has 95 values but the other profiles have 96",
+        ("profiles[short]", "values"),
+        "has 95 values but the other profiles have 96",
     ),
     "PCC that is not a switch": (
         lambda d: d["elements"]["sites"][0].update(pcc="l1"),
-        ("sites[mg]", "pcc"), "not a switch",
+        ("sites[mg]", "pcc"),
+        "not a switch",
     ),
 }
 
@@ -131,8 +153,13 @@ profiles:
   series: {start: 2016-01-01, resolution_min: 15, values: {a: [1, 1, 1, 1], b: [1, 1, 1, 1], c: [1, 1, 1]}}
 time: {start: 2016-01-01, days: 0.04}
 """
-BAD_OWNERS = {("base", "simbench"), ("buses[b3]", "id"), ("lines[l1]", "max_i_a"), ("sites[mg]", "pcc"),
-              ("profiles[c]", "values")}
+BAD_OWNERS = {
+    ("base", "simbench"),
+    ("buses[b3]", "id"),
+    ("lines[l1]", "max_i_a"),
+    ("sites[mg]", "pcc"),
+    ("profiles[c]", "values"),
+}
 
 
 def test_every_problem_of_a_scenario_is_reported_at_once(tmp_path: Path) -> None:
@@ -222,8 +249,12 @@ def test_pandapower_base_and_csv_profiles(tmp_path: Path) -> None:
     index = pd.date_range("2016-01-01", periods=96, freq="15min")
     frame = pd.DataFrame({"G0-A_pload": np.linspace(0, 1, 96)}, index=index)
     frame.to_csv(tmp_path / "shop.csv")
-    doc = {"name": "from-json", "base": {"pandapower": "grid.json"}, "profiles": {"file": "shop.csv"},
-           "time": {"start": "2016-01-01", "days": 1}}
+    doc = {
+        "name": "from-json",
+        "base": {"pandapower": "grid.json"},
+        "profiles": {"file": "shop.csv"},
+        "time": {"start": "2016-01-01", "days": 1},
+    }
     scenario, issues = read_scenario_issues(_write(tmp_path, doc))
     assert scenario is None  # the q profile the load refers to is missing
     assert _owners(issues) == {("loads[shop]", "q_profile")}

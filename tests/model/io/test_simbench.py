@@ -94,5 +94,7 @@ def test_simbench_elements_get_classes_kinds_and_zones(scenario: Scenario) -> No
     for load in net.loads.values():
         assert load.p_profile is not None
         assert load.p_profile.endswith("_pload")
-        assert load.load_class is {"H": LoadClass.RESIDENTIAL, "G": LoadClass.COMMERCIAL,
-                                   "L": LoadClass.AGRICULTURAL}[load.p_profile[0]]
+        assert (
+            load.load_class
+            is {"H": LoadClass.RESIDENTIAL, "G": LoadClass.COMMERCIAL, "L": LoadClass.AGRICULTURAL}[load.p_profile[0]]
+        )

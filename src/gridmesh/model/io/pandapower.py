@@ -363,7 +363,7 @@ def to_pandapower(network: Network) -> pp.pandapowerNet:
             bus_index[sw.bus],
             targets[sw.element_type][sw.element],
             et={v: k for k, v in _ET.items()}[sw.element_type],
-            closed=sw.is_closed,
+            closed=sw.is_closed and sw.in_service,  # gridmesh treats an out-of-service switch as open
             type=_SWITCH_TYPE[sw.kind],
             name=sw.id,
         )
