@@ -50,6 +50,21 @@ def _array(component: ComponentType, size: int) -> Any:
     return initialize_array(DatasetType.input, component, size)
 
 
+def _appliances(
+    component: ComponentType, first_id: int, node_of: dict[str, int], rated: list[Any], idle: list[Any]
+) -> Any:
+    """Constant-power injections: ``rated`` elements at their p_kw/q_kvar, then ``idle`` ones at zero."""
+    elements = rated + idle
+    array = _array(component, len(elements))
+    array["id"] = _ids(first_id, len(elements))
+    array["node"] = [node_of[e.bus] for e in elements]
+    array["status"] = [int(e.in_service) for e in elements]
+    array["type"] = LoadGenType.const_power
+    array["p_specified"] = [e.p_kw * W_PER_KW for e in rated] + [0.0] * len(idle)
+    array["q_specified"] = [e.q_kvar * W_PER_KW for e in rated] + [0.0] * len(idle)
+    return array
+
+
 def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[ComponentType, Any], ModelIndex]:
     """power-grid-model input for the network in its present switch states.
 
@@ -142,28 +157,14 @@ def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[C
         source[k]["sk"] = IDEAL_SOURCE_SK_VA if ideal_sources else g.sk_mva * KW_PER_MW * W_PER_KW
         source[k]["rx_ratio"], source[k]["z01_ratio"] = g.rx_ratio, 1.0
 
+    # Loads carry their rated powers; EV chargers and batteries start at zero (the study sets them).
     loads, evs = tuple(net.loads), tuple(net.ev_chargers)
-    sym_load = _array(ComponentType.sym_load, len(loads) + len(evs))
-    sym_load["id"] = _ids(next_id, len(sym_load))
+    sym_load = _appliances(ComponentType.sym_load, next_id, node_of, [*net.loads.values()], [*net.ev_chargers.values()])
     next_id += len(sym_load)
-    sym_load["node"] = [node_of[net.loads[i].bus] for i in loads] + [node_of[net.ev_chargers[i].bus] for i in evs]
-    sym_load["status"] = [int(net.loads[i].in_service) for i in loads] + [
-        int(net.ev_chargers[i].in_service) for i in evs
-    ]
-    sym_load["type"] = LoadGenType.const_power
-    sym_load["p_specified"] = [net.loads[i].p_kw * W_PER_KW for i in loads] + [0.0] * len(evs)
-    sym_load["q_specified"] = [net.loads[i].q_kvar * W_PER_KW for i in loads] + [0.0] * len(evs)
-
     gens, bats = tuple(net.generators), tuple(net.batteries)
-    sym_gen = _array(ComponentType.sym_gen, len(gens) + len(bats))
-    sym_gen["id"] = _ids(next_id, len(sym_gen))
-    sym_gen["node"] = [node_of[net.generators[i].bus] for i in gens] + [node_of[net.batteries[i].bus] for i in bats]
-    sym_gen["status"] = [int(net.generators[i].in_service) for i in gens] + [
-        int(net.batteries[i].in_service) for i in bats
-    ]
-    sym_gen["type"] = LoadGenType.const_power
-    sym_gen["p_specified"] = [net.generators[i].p_kw * W_PER_KW for i in gens] + [0.0] * len(bats)
-    sym_gen["q_specified"] = [net.generators[i].q_kvar * W_PER_KW for i in gens] + [0.0] * len(bats)
+    sym_gen = _appliances(
+        ComponentType.sym_gen, next_id, node_of, [*net.generators.values()], [*net.batteries.values()]
+    )
 
     data = {
         ComponentType.node: node,
