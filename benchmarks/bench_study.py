@@ -84,11 +84,14 @@ def _powers(scenario: Scenario, first: int, steps: int) -> dict[str, FloatArray]
     net, profiles = scenario.network, scenario.profiles
     loads, gens = list(net.loads.values()), list(net.generators.values())
     load_p = profiles.selector([x.p_profile for x in loads]).scaled(
-        np.array([x.p_kw * x.in_service for x in loads]), first, steps)
+        np.array([x.p_kw * x.in_service for x in loads]), first, steps
+    )
     load_q = profiles.selector([x.q_profile for x in loads]).scaled(
-        np.array([x.q_kvar * x.in_service for x in loads]), first, steps)
+        np.array([x.q_kvar * x.in_service for x in loads]), first, steps
+    )
     gen_p = profiles.selector([x.profile for x in gens]).scaled(
-        np.array([x.p_kw * x.in_service for x in gens]), first, steps)
+        np.array([x.p_kw * x.in_service for x in gens]), first, steps
+    )
     gen_q = np.broadcast_to(np.array([x.q_kvar * x.in_service for x in gens]), gen_p.shape).copy()
     return {"load_p": load_p, "load_q": load_q, "gen_p": gen_p, "gen_q": gen_q}
 
@@ -99,6 +102,18 @@ def _rss_mib() -> float:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _setup_done() -> dict[str, Any]:
+    """RSS now and the peak so far (setup: imports, scenario, profiles), then a reset of the peak so that
+    the end of the phase reads the peak of the timed runs alone (Linux ``clear_refs``)."""
+    memory = {"rss_before_mib": _rss_mib(), "peak_setup_mib": _peak_rss_mib(), "peak_reset": False}
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        memory["peak_reset"] = True
+    except OSError:
+        pass
+    return memory
 
 
 def _compare(reference: FloatArray, v_pu: FloatArray) -> dict[str, Any]:
@@ -136,38 +151,61 @@ def phase_pandapower(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ("sgen", "q_mvar", gen_idx, powers["gen_q"]),
     ):
         frame = pd.DataFrame(values / KW_PER_MW, columns=index)
-        ConstControl(net, element=element, variable=variable, element_index=index,
-                     data_source=DFData(frame), profile_name=index)
+        ConstControl(
+            net, element=element, variable=variable, element_index=index, data_source=DFData(frame), profile_name=index
+        )
     pp.runpp(net)  # warm-up: numba compiles here, not inside the timing
     numba = bool(net._options.get("numba"))
-    rss_before = _rss_mib()
+    memory = _setup_done()
     times = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(args.repeat):  # a fresh writer each time (a used one misses res_bus when recycling)
-            writer = OutputWriter(net, time_steps=range(steps), output_path=None,
-                                  log_variables=[("res_bus", "vm_pu"), ("res_line", "loading_percent")])
+            writer = OutputWriter(
+                net,
+                time_steps=range(steps),
+                output_path=None,
+                log_variables=[("res_bus", "vm_pu"), ("res_line", "loading_percent")],
+            )
             t3 = time.perf_counter()
             run_timeseries(net, time_steps=range(steps), verbose=False)
             times.append(time.perf_counter() - t3)
     vm = writer.output["res_bus.vm_pu"].reindex(columns=net.bus.index).to_numpy(dtype=np.float64)
     np.save(work / "pp_vm_pu.npy", vm)
     return {
-        "steps": steps, "seconds": min(times), "seconds_all": times, "rss_before_mib": rss_before,
+        "steps": steps,
+        "seconds": min(times),
+        "seconds_all": times,
+        **memory,
         "setup_s": {"read_scenario_and_profiles": t1 - t0, "to_pandapower": t2 - t1},
-        "numba": numba, "scenario": scenario.name, "repeat": args.repeat,
-        "elements": {"bus": len(net.bus), "line": len(net.line), "trafo": len(net.trafo), "load": len(net.load),
-                     "sgen": len(net.sgen), "storage": len(net.storage), "switch": len(net.switch)},
+        "numba": numba,
+        "scenario": scenario.name,
+        "repeat": args.repeat,
+        "elements": {
+            "bus": len(net.bus),
+            "line": len(net.line),
+            "trafo": len(net.trafo),
+            "load": len(net.load),
+            "sgen": len(net.sgen),
+            "storage": len(net.storage),
+            "switch": len(net.switch),
+        },
     }
 
 
 def _injections(powers: dict[str, FloatArray], n_ev: int, n_bat: int) -> Injections:
     steps = powers["load_p"].shape[0]
-    return Injections(powers["load_p"], powers["load_q"], powers["gen_p"], powers["gen_q"],
-                      np.zeros((steps, n_ev)), np.zeros((steps, n_bat)))
+    return Injections(
+        powers["load_p"],
+        powers["load_q"],
+        powers["gen_p"],
+        powers["gen_q"],
+        np.zeros((steps, n_ev)),
+        np.zeros((steps, n_bat)),
+    )
 
 
-def _timed(engine: Any, injections: Any, window: int) -> tuple[float, int]:
+def _timed(engine: PowerFlow, injections: Injections, window: int) -> tuple[float, int]:
     """Seconds to run ``injections`` in batches of ``window`` steps; number of failed steps."""
     failed = 0
     start = time.perf_counter()
@@ -185,8 +223,8 @@ def phase_raw(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     first = scenario.profiles.step_of(scenario.time.start)
     steps = args.raw_steps
     inj = _injections(_powers(scenario, first, steps), len(net.ev_chargers), len(net.batteries))
-    rss_before = _rss_mib()
-    out: dict[str, Any] = {"steps": steps, "rss_before_mib": rss_before, "runs": {}}
+    memory = _setup_done()
+    out: dict[str, Any] = {"steps": steps, **memory, "runs": {}}
     for method in ("iterative_current", "newton_raphson"):
         engine = PowerFlow(net, method=method)
         engine.run(inj.rows(np.array([0], dtype=np.int64)))  # warm-up
@@ -196,8 +234,14 @@ def phase_raw(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for _ in range(args.repeat):
                 seconds, failed = _timed(engine, inj, window)
                 times.append(seconds)
-            out["runs"][f"{method}/{window}"] = {"method": method, "batch": window, "steps": steps,
-                                                 "seconds": min(times), "seconds_all": times, "failed": failed}
+            out["runs"][f"{method}/{window}"] = {
+                "method": method,
+                "batch": window,
+                "steps": steps,
+                "seconds": min(times),
+                "seconds_all": times,
+                "failed": failed,
+            }
     pp_file = work / "pp_vm_pu.npy"
     if pp_file.exists():  # pandapower's voltages against gridmesh's power flow of the same injections
         reference = np.load(pp_file)
@@ -214,8 +258,7 @@ def phase_study(args: argparse.Namespace, work: Path, *, controlled: bool) -> di
     t0 = time.perf_counter()
     scenario = _scenario(args)
     load_s = time.perf_counter() - t0
-    controller = SelfConsumption() if controlled else NoControl()
-    rss_before = _rss_mib()
+    memory = _setup_done()
     times = []
     for i in range(args.repeat):  # a fresh controller and output folder each time, as a new `simulate`
         controller = SelfConsumption() if controlled else NoControl()
@@ -224,8 +267,12 @@ def phase_study(args: argparse.Namespace, work: Path, *, controlled: bool) -> di
         times.append(result.seconds)
     k = result.kpis
     return {
-        "steps": result.steps, "seconds": min(times), "seconds_all": times, "rss_before_mib": rss_before,
-        "setup_s": {"read_scenario": load_s}, "controller": controller.name,
+        "steps": result.steps,
+        "seconds": min(times),
+        "seconds_all": times,
+        **memory,
+        "setup_s": {"read_scenario": load_s},
+        "controller": controller.name,
         "output_mib": sum(f.stat().st_size for f in out.iterdir()) / 2**20,
         "kpis": {key: k.get(key) for key in ("failed_steps", "peak_import_kw", "losses_percent", "renewable_share")},
     }
@@ -241,7 +288,8 @@ def run_phase(args: argparse.Namespace) -> None:
     }[args.phase]
     load_before = os.getloadavg()
     result = run()
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["peak_run_mib"] = _peak_rss_mib() if result["peak_reset"] else None
+    result["peak_rss_mib"] = max(_peak_rss_mib(), result["peak_setup_mib"])
     result["loadavg_1min"] = {"before": load_before[0], "after": os.getloadavg()[0]}
     (work / f"{args.phase}.json").write_text(json.dumps(result, indent=2, default=float))
 
@@ -271,16 +319,37 @@ def _cpu_model() -> str:
 
 def machine() -> dict[str, Any]:
     return {
-        "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)), "cpu_model": _cpu_model(),
-        "memory_gib": psutil.virtual_memory().total / 2**30, "python": platform.python_version(),
-        "platform": platform.platform(), "versions": _versions(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "memory_gib": psutil.virtual_memory().total / 2**30,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": _versions(),
     }
 
 
 def _child(args: argparse.Namespace, phase: str, work: Path, console: Console) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--work", str(work),
-           "--scenario", str(args.scenario), "--days", str(args.days), "--pp-steps", str(args.pp_steps),
-           "--raw-steps", str(args.raw_steps), "--window", str(args.window), "--repeat", str(args.repeat)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--phase",
+        phase,
+        "--work",
+        str(work),
+        "--scenario",
+        str(args.scenario),
+        "--days",
+        str(args.days),
+        "--pp-steps",
+        str(args.pp_steps),
+        "--raw-steps",
+        str(args.raw_steps),
+        "--window",
+        str(args.window),
+        "--repeat",
+        str(args.repeat),
+    ]
     with console.status(f"phase {phase} …"):
         started = time.perf_counter()
         subprocess.run(cmd, check=True)
@@ -288,9 +357,11 @@ def _child(args: argparse.Namespace, phase: str, work: Path, console: Console) -
     result: dict[str, Any] = json.loads((work / f"{phase}.json").read_text())
     result["process_wall_s"] = wall
     load = result["loadavg_1min"]
-    console.print(f"  {phase}: done in {wall:.1f} s (process wall time); runs: "
-                  + ", ".join(f"{t:.2f} s" for t in _all_seconds(result))
-                  + f"; 1-min load average {load['before']:.1f} → {load['after']:.1f}")
+    console.print(
+        f"  {phase}: done in {wall:.1f} s (process wall time); runs: "
+        + ", ".join(f"{t:.2f} s" for t in _all_seconds(result))
+        + f"; 1-min load average {load['before']:.1f} → {load['after']:.1f}"
+    )
     return result
 
 
@@ -304,25 +375,35 @@ def summarise(phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Rows (name → steps, seconds, steps/s, year projection, peak RSS), ratios and target verdicts."""
     rows: dict[str, dict[str, Any]] = {}
 
-    def add(name: str, steps: int, seconds: float, peak: float | None) -> None:
+    def add(name: str, steps: int, seconds: float, phase: dict[str, Any]) -> None:
         rate = steps / seconds
-        rows[name] = {"steps": steps, "seconds": seconds, "steps_per_s": rate, "peak_rss_mib": peak,
-                      "year_s": seconds if steps == YEAR_STEPS else YEAR_STEPS / rate,
-                      "year_measured": steps == YEAR_STEPS}
+        rows[name] = {
+            "steps": steps,
+            "seconds": seconds,
+            "steps_per_s": rate,
+            "peak_rss_mib": phase["peak_rss_mib"],
+            "peak_run_mib": phase["peak_run_mib"],
+            "year_s": seconds if steps == YEAR_STEPS else YEAR_STEPS / rate,
+            "year_measured": steps == YEAR_STEPS,
+        }
 
     pp_, raw = phases["pandapower"], phases["raw"]
-    add("pandapower run_timeseries", pp_["steps"], pp_["seconds"], pp_["peak_rss_mib"])
-    add("gridmesh study, controller off", phases["study-off"]["steps"], phases["study-off"]["seconds"],
-        phases["study-off"]["peak_rss_mib"])
-    add("gridmesh study, controller on", phases["study-on"]["steps"], phases["study-on"]["seconds"],
-        phases["study-on"]["peak_rss_mib"])
+    add("pandapower run_timeseries", pp_["steps"], pp_["seconds"], pp_)
+    add(
+        "gridmesh study, controller off",
+        phases["study-off"]["steps"],
+        phases["study-off"]["seconds"],
+        phases["study-off"],
+    )
+    add("gridmesh study, controller on", phases["study-on"]["steps"], phases["study-on"]["seconds"], phases["study-on"])
     labels = {"iterative_current": "iterative current", "newton_raphson": "Newton-Raphson"}
     raw_ic = None
     for key, run in raw["runs"].items():
         name = f"raw PGM {labels[run['method']]}, batch {run['batch']}"
-        add(name, run["steps"], run["seconds"], raw["peak_rss_mib"])
-        if run["method"] == "iterative_current" and (raw_ic is None or run["steps"] / run["seconds"] >
-                                                     rows[raw_ic]["steps_per_s"]):
+        add(name, run["steps"], run["seconds"], raw)
+        if run["method"] == "iterative_current" and (
+            raw_ic is None or run["steps"] / run["seconds"] > rows[raw_ic]["steps_per_s"]
+        ):
             raw_ic = name
         rows[name]["failed"] = run["failed"]
         rows[name]["key"] = key
@@ -339,35 +420,61 @@ def summarise(phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     peak_bytes = on_row["peak_rss_mib"] * 2**20
     run = "year run" if on_row["year_measured"] else f"{on_row['steps']}-step run"
     targets = [
-        {"target": "year with controller on < 3 min (2 cores)", "value": f"{on_row['year_s']:.0f} s "
-         f"({'measured' if on_row['year_measured'] else 'projected'})", "met": on_row["year_s"] < TARGET_YEAR_S},
-        {"target": "peak memory < 2 GB (controller on)", "value": f"{peak_bytes / 1e9:.2f} GB "
-         f"({run})",
-         "met": peak_bytes < TARGET_PEAK_BYTES},
-        {"target": "≥ 50× pandapower run_timeseries steps/s", "value": f"{ratios['on / pandapower']:.0f}×",
-         "met": ratios["on / pandapower"] >= TARGET_VS_PANDAPOWER},
-        {"target": "≥ 0.5× raw power-grid-model batch throughput", "value": f"{ratios[f'on / {raw_ic}']:.2f}×",
-         "met": ratios[f"on / {raw_ic}"] >= TARGET_VS_RAW},
+        {
+            "target": "year with controller on < 3 min (2 cores)",
+            "value": f"{on_row['year_s']:.0f} s ({'measured' if on_row['year_measured'] else 'projected'})",
+            "met": on_row["year_s"] < TARGET_YEAR_S,
+        },
+        {
+            "target": "peak memory < 2 GB (controller on)",
+            "value": f"{peak_bytes / 1e9:.2f} GB ({run})",
+            "met": peak_bytes < TARGET_PEAK_BYTES,
+        },
+        {
+            "target": "≥ 50× pandapower run_timeseries steps/s",
+            "value": f"{ratios['on / pandapower']:.0f}×",
+            "met": ratios["on / pandapower"] >= TARGET_VS_PANDAPOWER,
+        },
+        {
+            "target": "≥ 0.5× raw power-grid-model batch throughput",
+            "value": f"{ratios[f'on / {raw_ic}']:.2f}×",
+            "met": ratios[f"on / {raw_ic}"] >= TARGET_VS_RAW,
+        },
     ]
     return {"rows": rows, "ratios": ratios, "raw_reference": raw_ic, "targets": targets}
 
 
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MiB"
+
+
 def report(console: Console, info: dict[str, Any], phases: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
     m = info["machine"]
-    console.print(f"[bold]scenario[/bold] {info['scenario']} ({info['elements']['bus']:,} buses, "
-                  f"{info['elements']['load']:,} loads, {info['elements']['sgen']:,} generators) · "
-                  f"pandapower {phases['pandapower']['steps']} steps · gridmesh {phases['study-on']['steps']} steps "
-                  f"· raw PGM {phases['raw']['steps']} steps")
-    console.print(f"[bold]machine[/bold] {m['cpus_usable']} usable CPUs of {m['cpu_count']} ({m['cpu_model']}), "
-                  f"{m['memory_gib']:.0f} GiB · Python {m['python']} · "
-                  + " · ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    console.print(
+        f"[bold]scenario[/bold] {info['scenario']} ({info['elements']['bus']:,} buses, "
+        f"{info['elements']['load']:,} loads, {info['elements']['sgen']:,} generators) · "
+        f"pandapower {phases['pandapower']['steps']} steps · gridmesh {phases['study-on']['steps']} steps "
+        f"· raw PGM {phases['raw']['steps']} steps"
+    )
+    console.print(
+        f"[bold]machine[/bold] {m['cpus_usable']} usable CPUs of {m['cpu_count']} ({m['cpu_model']}), "
+        f"{m['memory_gib']:.0f} GiB · Python {m['python']} · "
+        + " · ".join(f"{k} {v}" for k, v in m["versions"].items())
+    )
     table = Table(title="study throughput (same network, same profiles)")
-    for col in ("", "steps", "seconds", "steps/s", "year (35,136 steps)", "peak RSS"):
+    for col in ("", "steps", "seconds", "steps/s", "year (35,136 steps)", "peak RSS: runs", "process"):
         table.add_column(col, justify="left" if not col else "right")
     for name, r in summary["rows"].items():
         year = f"{r['year_s']:,.0f} s" + (" measured" if r["year_measured"] else " projected")
-        table.add_row(name, f"{r['steps']:,}", f"{r['seconds']:.2f}", f"{r['steps_per_s']:,.1f}", year,
-                      f"{r['peak_rss_mib']:,.0f} MiB")
+        table.add_row(
+            name,
+            f"{r['steps']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['steps_per_s']:,.1f}",
+            year,
+            _mib(r["peak_run_mib"]),
+            _mib(r["peak_rss_mib"]),
+        )
     console.print(table)
     ratios = Table(title="ratios of steps/s")
     ratios.add_column("")
@@ -385,9 +492,11 @@ def report(console: Console, info: dict[str, Any], phases: dict[str, dict[str, A
     for method in ("iterative_current", "newton_raphson"):
         if method in check:
             c = check[method]
-            console.print(f"[bold]agreement[/bold] pandapower vs gridmesh {method}, {check['steps']} steps: "
-                          f"max |Δv| = {c['max_abs_diff_pu']:.2e} pu, mean {c['mean_abs_diff_pu']:.2e} pu over "
-                          f"{c['compared_values']:,} values; energized mismatch: {c['energized_mismatch']}")
+            console.print(
+                f"[bold]agreement[/bold] pandapower vs gridmesh {method}, {check['steps']} steps: "
+                f"max |Δv| = {c['max_abs_diff_pu']:.2e} pu, mean {c['mean_abs_diff_pu']:.2e} pu over "
+                f"{c['compared_values']:,} values; energized mismatch: {c['energized_mismatch']}"
+            )
     pp_ = phases["pandapower"]
     console.print(
         "[bold]notes[/bold]\n"
@@ -399,7 +508,8 @@ def report(console: Console, info: dict[str, Any], phases: dict[str, dict[str, A
         "scenario reading excluded).\n"
         "  · raw PGM: PowerFlow.run on prebuilt injections, one warm-up step; batch = steps per call.\n"
         f"  · seconds: the best of {pp_['repeat']} timed runs per row (all runs in the JSON).\n"
-        "  · peak RSS: ru_maxrss of each phase's own process (scenario reading included)."
+        "  · peak RSS: each phase runs in its own process; 'runs' is the peak during the timed runs (peak reset "
+        "after setup), 'process' the whole process's (imports and scenario reading included)."
     )
 
 
@@ -415,6 +525,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if min(args.repeat, args.pp_steps, args.raw_steps, args.window) < 1 or args.days <= 0:
+        parser.error("--repeat, --pp-steps, --raw-steps, --window and --days must be positive")
     if args.phase:
         run_phase(args)
         return
@@ -424,9 +536,12 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         phases = {phase: _child(args, phase, work, console) for phase in PHASES}
     summary = summarise(phases)
-    info = {"scenario": phases["pandapower"]["scenario"], "elements": phases["pandapower"]["elements"],
-            "machine": machine(),
-            "options": {k: str(v) for k, v in vars(args).items() if k not in ("phase", "work")}}
+    info = {
+        "scenario": phases["pandapower"]["scenario"],
+        "elements": phases["pandapower"]["elements"],
+        "machine": machine(),
+        "options": {k: str(v) for k, v in vars(args).items() if k not in ("phase", "work")},
+    }
     report(console, info, phases, summary)
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(info | {"phases": phases} | summary, indent=2, default=float))
