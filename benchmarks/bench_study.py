@@ -52,7 +52,7 @@ from gridmesh.control.self_consumption import SelfConsumption
 from gridmesh.model.io.pandapower import to_pandapower
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.model.scenario import Scenario
-from gridmesh.physics.powerflow import Injections, PowerFlow
+from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow
 from gridmesh.sim.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,7 +226,8 @@ def phase_raw(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     memory = _setup_done()
     out: dict[str, Any] = {"steps": steps, **memory, "runs": {}}
     for method in ("iterative_current", "newton_raphson"):
-        engine = PowerFlow(net, method=method)
+        # The same outputs a study asks for: the limit a study could reach with this engine.
+        engine = PowerFlow(net, method=method, outputs=STUDY_OUTPUTS)
         engine.run(inj.rows(np.array([0], dtype=np.int64)))  # warm-up
         windows = (steps, args.window) if method == "iterative_current" else (steps,)
         for window in windows:

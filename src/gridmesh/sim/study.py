@@ -25,7 +25,7 @@ from gridmesh.devices.ev import draw_sessions, uncontrolled_power
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
 from gridmesh.model.validation import assert_valid
-from gridmesh.physics.powerflow import Injections, PowerFlow, PowerFlowResult
+from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow, PowerFlowResult
 from gridmesh.sim.injections import ProfileInjections
 from gridmesh.sim.kpis import KpiAccumulator
 from gridmesh.sim.results import ResultFiles
@@ -62,7 +62,7 @@ def run_study(
     dt_h = profiles.resolution / timedelta(hours=1)
     first_step, steps = profiles.step_of(scenario.time.start), scenario.steps
     sites = resolve_sites(net)
-    engine = PowerFlow(net, method=method)
+    engine = PowerFlow(net, method=method, outputs=STUDY_OUTPUTS)
     index = engine.index
     loads, evs = list(net.loads.values()), list(net.ev_chargers.values())
     injections = ProfileInjections(net, profiles)
