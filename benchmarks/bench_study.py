@@ -53,7 +53,7 @@ from gridmesh.model.io.pandapower import to_pandapower
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.model.scenario import Scenario
 from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow
-from gridmesh.sim.study import run_study
+from gridmesh.sim.study import auto_window, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "src" / "gridmesh" / "scenarios" / "demo.yaml"
@@ -229,7 +229,8 @@ def phase_raw(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # The same outputs a study asks for: the limit a study could reach with this engine.
         engine = PowerFlow(net, method=method, outputs=STUDY_OUTPUTS)
         engine.run(inj.rows(np.array([0], dtype=np.int64)))  # warm-up
-        windows = (steps, args.window) if method == "iterative_current" else (steps,)
+        window = args.window or auto_window(len(net.buses), steps_per_day=96)  # the study's own window
+        windows = (steps, window) if method == "iterative_current" else (steps,)
         for window in windows:
             times, failed = [], 0
             for _ in range(args.repeat):
@@ -264,7 +265,7 @@ def phase_study(args: argparse.Namespace, work: Path, *, controlled: bool) -> di
     for i in range(args.repeat):  # a fresh controller and output folder each time, as a new `simulate`
         controller = SelfConsumption() if controlled else NoControl()
         out = work / f"study-{controller.name}-{i}"
-        result = run_study(scenario, out=out, controller=controller, window_steps=args.window)
+        result = run_study(scenario, out=out, controller=controller, window_steps=args.window or None)
         times.append(result.seconds)
     k = result.kpis
     return {
@@ -520,13 +521,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=float, default=7.0, help="gridmesh study length in days (366: a year)")
     parser.add_argument("--pp-steps", type=int, default=96, help="pandapower time steps (default: one day)")
     parser.add_argument("--raw-steps", type=int, default=672, help="steps of the raw power-grid-model runs")
-    parser.add_argument("--window", type=int, default=96, help="study window (steps per power-flow batch)")
+    parser.add_argument(
+        "--window", type=int, default=0, help="study window in steps per power-flow batch (default: the study's own)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; the best counts")
     parser.add_argument("--json-out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_study.json")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.repeat, args.pp_steps, args.raw_steps, args.window) < 1 or args.days <= 0:
+    if min(args.repeat, args.pp_steps, args.raw_steps) < 1 or args.window < 0 or args.days <= 0:
         parser.error("--repeat, --pp-steps, --raw-steps, --window and --days must be positive")
     if args.phase:
         run_phase(args)

@@ -47,7 +47,7 @@ def run_study(
     *,
     out: Path,
     controller: Controller | None = None,
-    window_steps: int = 96,
+    window_steps: int | None = None,
     detail: bool = False,
     seed: int = 7,
     method: str = "iterative_current",
@@ -61,6 +61,7 @@ def run_study(
     net, profiles = scenario.network, scenario.profiles
     dt_h = profiles.resolution / timedelta(hours=1)
     first_step, steps = profiles.step_of(scenario.time.start), scenario.steps
+    window_steps = window_steps or auto_window(len(net.buses), steps_per_day=round(24 / dt_h))
     sites = resolve_sites(net)
     engine = PowerFlow(net, method=method, outputs=STUDY_OUTPUTS)
     index = engine.index
@@ -149,6 +150,13 @@ def run_study(
     _write_static(out, acc, index.buses, branch_ids, net)
     (out / "kpis.json").write_text(json.dumps(kpis, indent=2, allow_nan=True))
     return StudyResult(out=out, kpis=kpis, steps=steps, seconds=time.perf_counter() - started)
+
+
+def auto_window(buses: int, *, steps_per_day: int, bus_steps: float = 2e6, max_days: int = 31) -> int:
+    """Whole days per window, about ``bus_steps`` bus-steps each: large grids keep memory bounded,
+    small grids amortise the fixed per-window cost (Parquet row groups, KPI updates) over more steps."""
+    days = int(min(max(round(bus_steps / (max(buses, 1) * steps_per_day)), 1), max_days))
+    return days * steps_per_day
 
 
 def _system_frame(
