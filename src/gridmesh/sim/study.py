@@ -1,9 +1,9 @@
 """The study runner: window-batched co-simulation of devices, controllers and the power flow.
 
-Per window (a day by default): profiles give loads and available generation, EV sessions give charging,
-the controller requests battery power for the whole window, the battery model integrates SOC step by
-step (clamping to limits), then one batch power flow covers the window. Results stream to Parquet and
-KPIs accumulate, so a year never sits in memory at once.
+Per window (whole days, sized by :func:`auto_window`): profiles give loads and available generation, EV
+sessions give charging, the controller requests battery power for the whole window, the battery model
+integrates SOC step by step (clamping to limits), then one batch power flow covers the window. Results stream
+to Parquet and KPIs accumulate, so a year never sits in memory at once.
 """
 
 from __future__ import annotations
