@@ -61,11 +61,11 @@ def window(load: list[float], gen: list[float], ev: list[float]) -> Window:
 
 def test_requests_are_net_load_split_by_rating() -> None:
     w = window(load=[10.0, 5.0], gen=[2.0, 25.0], ev=[0.0, 4.0])
-    requests = SelfConsumption().battery_requests(w)
+    requests = SelfConsumption().plan(w).setpoint_kw
     # step 0: deficit 8 kW → 6 + 2; step 1: surplus 16 kW → charge 12 + 4 (the load outside is ignored)
     assert requests == pytest.approx(np.array([[6.0, 2.0], [-12.0, -4.0]]))
 
 
 def test_no_control_requests_nothing() -> None:
-    requests = NoControl().battery_requests(window([1.0], [0.0], [0.0]))
+    requests = NoControl().plan(window([1.0], [0.0], [0.0])).setpoint_kw
     assert np.isnan(requests).all()

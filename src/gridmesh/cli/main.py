@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import webbrowser
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.table import Table
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli.console import console, errors
 from gridmesh.control.controller import Controller, NoControl
+from gridmesh.control.rules import PeakShaving, TimeOfUseArbitrage
 from gridmesh.control.self_consumption import SelfConsumption
 from gridmesh.errors import GridmeshError
 from gridmesh.model.graph import connectivity
@@ -32,11 +34,15 @@ app.add_typer(scenario_cli.app, name="scenario")
 class ControllerName(StrEnum):
     NONE = "none"
     SELF_CONSUMPTION = "self-consumption"
+    PEAK_SHAVING = "peak-shaving"
+    TOU = "tou"
 
 
-CONTROLLERS: dict[ControllerName, type[Controller]] = {
+CONTROLLERS: dict[ControllerName, Callable[[], Controller]] = {
     ControllerName.NONE: NoControl,
     ControllerName.SELF_CONSUMPTION: SelfConsumption,
+    ControllerName.PEAK_SHAVING: PeakShaving,
+    ControllerName.TOU: TimeOfUseArbitrage,
 }
 
 
@@ -114,7 +120,10 @@ def simulate(
     out: Annotated[Path, typer.Option("--out", help="folder for results")],
     days: Annotated[float | None, typer.Option(help="study length (default: the scenario's)")] = None,
     start: Annotated[datetime | None, typer.Option(help="first instant, e.g. 2016-06-01")] = None,
-    controller: Annotated[ControllerName, typer.Option(help="battery controller")] = ControllerName.SELF_CONSUMPTION,
+    controller: Annotated[
+        list[ControllerName] | None,
+        typer.Option(help="battery controller; repeat to combine (arbitrated by priority)"),
+    ] = None,
     detail: Annotated[bool, typer.Option(help="also write every bus voltage (large)")] = False,
     seed: Annotated[int, typer.Option(help="seed of the EV session draw")] = 7,
     open_report: Annotated[bool, typer.Option("--open", help="open the report in a browser")] = False,
@@ -135,7 +144,7 @@ def simulate(
             result = run_study(
                 scenario,
                 out=out,
-                controller=CONTROLLERS[controller](),
+                controller=[CONTROLLERS[name]() for name in controller or [ControllerName.SELF_CONSUMPTION]],
                 detail=detail,
                 seed=seed,
                 progress=lambda done, total: bar.update(task, completed=done),

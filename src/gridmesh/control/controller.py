@@ -1,13 +1,15 @@
-"""The one small interface through which controllers plug into studies (and, later, the live cycle).
+"""The one small interface through which controllers plug into the control cycle.
 
-A controller *requests*; it never writes a device. The battery model (and, later, the arbitration and
-safety layer) turns requests into what devices actually do, clamped to ratings and SOC windows.
+A controller *requests*; it never writes a device. It returns a :class:`Request` for a window of steps:
+setpoints it would like (NaN where it has no opinion) and bounds it insists on. Arbitration merges the
+requests of all controllers by priority, and the safety layer clamps the result to what devices can do
+(:mod:`gridmesh.control.cycle`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.market.tariff import TimeOfUseTariff
 from gridmesh.model.network import Network
 from gridmesh.model.sites import SiteMembers
 
@@ -23,10 +26,10 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Window:
-    """What a controller sees when it plans a window: the forecast-free truth of a study.
+    """The frozen process image a controller plans on: element powers for the window's steps.
 
     ``load_p_kw``/``gen_p_kw``/``ev_p_kw`` are ``(steps, n)`` in the network's table order; ``batteries``
-    is read-only state at the start of the window.
+    is state at the start of the window and must not be changed by controllers.
     """
 
     network: Network
@@ -37,24 +40,44 @@ class Window:
     gen_p_kw: FloatArray
     ev_p_kw: FloatArray
     batteries: BatteryFleet
+    tariff: TimeOfUseTariff = field(default_factory=TimeOfUseTariff)
 
     @property
     def steps(self) -> int:
         return len(self.times)
 
+    def nothing(self) -> FloatArray:
+        """A ``(steps, batteries)`` array of NaN: no opinion."""
+        return np.full((self.steps, len(self.batteries)), np.nan)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Battery power a controller asks for (kW, generator convention), ``(steps, batteries)``.
+
+    ``setpoint_kw`` NaN means no opinion. ``lower_kw``/``upper_kw`` are limits the controller insists on
+    (NaN: none); a higher-priority controller's limits narrow every lower-priority setpoint.
+    """
+
+    setpoint_kw: FloatArray
+    lower_kw: FloatArray | None = None
+    upper_kw: FloatArray | None = None
+
 
 class Controller(Protocol):
-    """Requests battery power for every step of a window (kW, generator convention; NaN = no request)."""
+    """A single-purpose planner. ``priority``: higher wins in arbitration."""
 
     name: str
+    priority: int
 
-    def battery_requests(self, window: Window) -> FloatArray: ...
+    def plan(self, window: Window) -> Request: ...
 
 
 class NoControl:
     """Batteries stay idle: the baseline every controller is compared with."""
 
     name = "none"
+    priority = 0
 
-    def battery_requests(self, window: Window) -> FloatArray:
-        return np.full((window.steps, len(window.batteries)), np.nan)
+    def plan(self, window: Window) -> Request:
+        return Request(window.nothing())

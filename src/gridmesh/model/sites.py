@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from gridmesh.errors import Issue, ScenarioError
 from gridmesh.model.graph import buses_behind
-from gridmesh.model.kinds import SiteLevel
+from gridmesh.model.kinds import SiteLevel, SwitchedElement
 from gridmesh.model.network import Network
 
 MEMBER_TABLES = ("loads", "generators", "batteries", "ev_chargers")
@@ -45,3 +47,16 @@ def resolve_sites(network: Network) -> dict[str, SiteMembers]:
             }
         out[site.id] = SiteMembers(site.id, site.level, buses, elements)
     return out
+
+
+def pcc_rating_kva(network: Network, switch_id: str) -> float | None:
+    """Rating of the branch a PCC switch sits on (transformer kVA, or line ampacity × √3 × kV); None for
+    a bus-bus switch with no rating of its own."""
+    sw = network.switches[switch_id]
+    if sw.element_type is SwitchedElement.TRANSFORMER:
+        trafo = network.transformers[sw.element]
+        return trafo.sn_kva * trafo.parallel
+    if sw.element_type is SwitchedElement.LINE:
+        line = network.lines[sw.element]
+        return float(np.sqrt(3) * network.buses[sw.bus].vn_kv * line.max_i_a * line.parallel)
+    return None if sw.rated_i_a is None else float(np.sqrt(3) * network.buses[sw.bus].vn_kv * sw.rated_i_a)

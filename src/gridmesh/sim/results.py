@@ -32,7 +32,7 @@ class ParquetStream:
 class ResultFiles:
     """The study's streamed outputs: system, site and battery time series (and bus voltages on request)."""
 
-    NAMES = ("timeseries", "sites", "batteries", "bus_voltages")
+    NAMES = ("timeseries", "sites", "batteries", "refusals", "bus_voltages")
 
     def __init__(self, out: Path, *, detail: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)

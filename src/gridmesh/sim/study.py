@@ -8,9 +8,10 @@ to Parquet and KPIs accumulate, so a year never sits in memory at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +21,13 @@ import numpy as np
 import pandas as pd
 
 from gridmesh.control.controller import Controller, NoControl, Window
+from gridmesh.control.cycle import ControlCycle, SafetyLayer
 from gridmesh.devices.battery import BatteryFleet
 from gridmesh.devices.ev import draw_sessions, uncontrolled_power
+from gridmesh.market.tariff import TimeOfUseTariff
+from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
-from gridmesh.model.sites import resolve_sites
+from gridmesh.model.sites import pcc_rating_kva, resolve_sites
 from gridmesh.model.validation import assert_valid
 from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow, PowerFlowResult
 from gridmesh.sim.injections import ProfileInjections
@@ -46,7 +50,8 @@ def run_study(
     scenario: Scenario,
     *,
     out: Path,
-    controller: Controller | None = None,
+    controller: Controller | Sequence[Controller] | None = None,
+    tariff: TimeOfUseTariff | None = None,
     window_steps: int | None = None,
     detail: bool = False,
     seed: int = 7,
@@ -57,7 +62,13 @@ def run_study(
     ``batteries.parquet``, ``buses.parquet``, ``branches.parquet`` and ``kpis.json`` into ``out``."""
     assert_valid(scenario)
     started = time.perf_counter()
-    controller = controller or NoControl()
+    if controller is None:
+        controllers: list[Controller] = [NoControl()]
+    elif isinstance(controller, Sequence):
+        controllers = list(controller)
+    else:
+        controllers = [controller]
+    tariff = tariff or TimeOfUseTariff()
     net, profiles = scenario.network, scenario.profiles
     dt_h = profiles.resolution / timedelta(hours=1)
     first_step, steps = profiles.step_of(scenario.time.start), scenario.steps
@@ -70,6 +81,13 @@ def run_study(
     gen_kind = np.array([x.kind.value for x in net.generators.values()])
     kinds = sorted(set(gen_kind.tolist()))
     fleet = BatteryFleet.of(list(net.batteries.values()))
+    limits = {
+        s: pcc_rating_kva(net, net.sites[s].pcc or "") for s, m in sites.items() if m.level is SiteLevel.MICROGRID
+    }
+    cycle = ControlCycle(controllers, SafetyLayer(pcc_limit_kw={s: v for s, v in limits.items() if v is not None}))
+    refusals: dict[str, int] = {}
+    cycle_seconds = 0.0
+    energy_cost = 0.0
     e_start = fleet.soc * fleet.e_kwh
     discharged_kwh = np.zeros(len(fleet))
     charged_kwh = np.zeros(len(fleet))
@@ -92,8 +110,13 @@ def run_study(
             base = injections.window(first, n)
             lp, gp = base.load_p_kw, base.gen_p_kw
             ev = uncontrolled_power(sessions, evs, first=offset, steps=n, dt_h=dt_h)
-            window = Window(net, sites, times, dt_h, lp, gp, ev, fleet)
-            battery_p, soc = fleet.run(controller.battery_requests(window), dt_h)
+            window = Window(net, sites, times, dt_h, lp, gp, ev, fleet, tariff)
+            decided = cycle.run(window, fleet)
+            battery_p, soc = decided.battery_kw, decided.soc
+            cycle_seconds += sum(decided.seconds.values())
+            for reason, count in decided.refusals["reason"].value_counts().items():
+                refusals[str(reason)] = refusals.get(str(reason), 0) + int(count)
+            files.write("refusals", decided.refusals)
             discharged_kwh += np.clip(battery_p, 0, None).sum(axis=0) * dt_h
             charged_kwh += np.clip(-battery_p, 0, None).sum(axis=0) * dt_h
             result = engine.run(Injections(lp, base.load_q_kvar, gp, base.gen_q_kvar, ev, battery_p))
@@ -103,6 +126,7 @@ def run_study(
             served_ev = supplied[:, ev_bus] * ev
             generation = {k: gp[:, gen_kind == k].sum(axis=1) for k in kinds}
             grid = result.grid_p_kw.sum(axis=1)
+            energy_cost += tariff.energy_cost(times, grid, dt_h)
             acc.add_system(
                 consumption_kw=lp.sum(axis=1) + ev.sum(axis=1),
                 served_kw=served.sum(axis=1) + served_ev.sum(axis=1),
@@ -142,7 +166,15 @@ def run_study(
     )
     kpis |= {
         "scenario": scenario.name,
-        "controller": controller.name,
+        "controller": "+".join(c.name for c in controllers),
+        "energy_cost_eur": energy_cost,
+        "demand_charge_eur": max(kpis["peak_import_kw"], 0.0) * tariff.demand_charge_eur_per_kw,
+        "tariff": dataclasses.asdict(tariff),
+        "control": {
+            "refusals": refusals,
+            "failed_controllers": dict(cycle.isolated),
+            "cycle_ms_per_window": 1000.0 * cycle_seconds / max(-(-steps // window_steps), 1),
+        },
         "start": scenario.time.start.isoformat(),
         "days": scenario.time.days,
         "levels": {s: int(m.level) for s, m in sites.items()},

@@ -1,0 +1,153 @@
+"""The control cycle: controllers request, arbitration merges, the safety layer decides.
+
+Per window: every controller plans on the frozen process image (a failing controller is isolated,
+reported and skipped, the others go on); arbitration merges requests by priority (a higher-priority
+limit narrows every lower-priority setpoint); the safety layer then walks the steps and clamps each
+setpoint to the battery's rating, its SOC window, its ramp limit and the microgrid's PCC rating, and
+logs every refusal with its reason. Time per controller is measured.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gridmesh.control.controller import Controller, FloatArray, Request, Window
+from gridmesh.control.site_balance import SiteBalance, share_by_rating
+from gridmesh.devices.battery import BatteryFleet
+
+TOLERANCE_KW = 1e-6
+
+
+def arbitrate(requests: Sequence[tuple[int, Request]], shape: tuple[int, int]) -> FloatArray:
+    """One setpoint per step and battery from prioritised requests (NaN where nobody asked).
+
+    Limits are merged from the highest priority down; a lower-priority limit that contradicts a
+    higher one is ignored. The winning setpoint is the highest-priority one, clipped into the limits.
+    """
+    setpoint = np.full(shape, np.nan)
+    lower = np.full(shape, -np.inf)
+    upper = np.full(shape, np.inf)
+    for _, request in sorted(requests, key=lambda item: -item[0]):
+        setpoint = np.where(np.isnan(setpoint), request.setpoint_kw, setpoint)
+        if request.lower_kw is not None:
+            proposed = np.fmax(lower, request.lower_kw)
+            lower = np.where(proposed <= upper, proposed, lower)
+        if request.upper_kw is not None:
+            proposed = np.fmin(upper, request.upper_kw)
+            upper = np.where(proposed >= lower, proposed, upper)
+    bounded = np.isfinite(lower) | np.isfinite(upper)
+    setpoint = np.where(np.isnan(setpoint) & bounded, 0.0, setpoint)  # a bare limit still moves an idle battery
+    clipped: FloatArray = np.clip(setpoint, lower, upper)
+    return clipped
+
+
+@dataclass
+class CycleResult:
+    """What the devices did in a window, and what the cycle refused or lost on the way."""
+
+    battery_kw: FloatArray
+    soc: FloatArray
+    refusals: pd.DataFrame
+    failures: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SafetyLayer:
+    """Clamps setpoints to what is safe; the last word before a device."""
+
+    ramp_kw_per_step: FloatArray | None = None  # per battery; None: no ramp limit
+    pcc_limit_kw: Mapping[str, float] = field(default_factory=dict)  # per microgrid
+    _balance: SiteBalance = field(default_factory=SiteBalance)
+
+    def _pcc_bounds(self, window: Window, n: int) -> tuple[FloatArray, FloatArray]:
+        """Battery bounds that keep each microgrid's PCC flow within its rating: |net − Σp| ≤ limit."""
+        lower = np.full((window.steps, n), -np.inf)
+        upper = np.full((window.steps, n), np.inf)
+        for site in self._balance.sites(window):
+            limit = self.pcc_limit_kw.get(site.site)
+            if limit is None or not site.batteries.size:
+                continue
+            share = share_by_rating(window, site.batteries)
+            lower[:, site.batteries] = (site.net_load_kw - limit)[:, None] * share
+            upper[:, site.batteries] = (site.net_load_kw + limit)[:, None] * share
+        return lower, upper
+
+    def apply(
+        self, window: Window, fleet: BatteryFleet, setpoint: FloatArray
+    ) -> tuple[FloatArray, FloatArray, pd.DataFrame]:
+        """Step through the window: clamp, apply to the fleet, log refusals. Returns power, SOC, refusals."""
+        steps, n = setpoint.shape
+        pcc_lo, pcc_hi = self._pcc_bounds(window, n)
+        power = np.zeros((steps, n))
+        soc = np.zeros((steps, n))
+        reason = np.full((steps, n), "", dtype=object)
+        previous = np.zeros(n)
+        for t in range(steps):
+            wanted = np.nan_to_num(setpoint[t], nan=0.0)
+            discharge_max, charge_max = fleet.limits_kw(window.dt_h)
+            p = np.clip(wanted, -charge_max, discharge_max)
+            # Clamped below the rating means the SOC window was the binding limit.
+            why = np.where(np.abs(p) < fleet.p_kw - TOLERANCE_KW, "SOC window", "power rating")
+            reason[t] = np.where(np.abs(p - wanted) > TOLERANCE_KW, why, "")
+            clipped = np.clip(p, pcc_lo[t], pcc_hi[t])
+            reason[t] = np.where(np.abs(clipped - p) > TOLERANCE_KW, "PCC rating", reason[t])
+            p = clipped
+            if self.ramp_kw_per_step is not None:
+                ramped = np.clip(p, previous - self.ramp_kw_per_step, previous + self.ramp_kw_per_step)
+                reason[t] = np.where(np.abs(ramped - p) > TOLERANCE_KW, "ramp limit", reason[t])
+                p = ramped
+            power[t] = fleet.step(p, window.dt_h)
+            soc[t] = fleet.soc
+            previous = power[t]
+        rows, cols = np.nonzero(reason != "")
+        refusals = pd.DataFrame(
+            {
+                "time": window.times[rows],
+                "battery": np.array(fleet.ids, dtype=object)[cols],
+                "requested_kw": setpoint[rows, cols],
+                "applied_kw": power[rows, cols],
+                "reason": reason[rows, cols].astype(str),
+            }
+        )
+        return power, soc, refusals
+
+
+class ControlCycle:
+    """Controllers in scheduler order (priority, then the order given), arbitration and safety."""
+
+    def __init__(self, controllers: Sequence[Controller], safety: SafetyLayer | None = None) -> None:
+        self.controllers = list(controllers)
+        self.safety = safety or SafetyLayer()
+        self.isolated: dict[str, str] = {}
+
+    def run(self, window: Window, fleet: BatteryFleet) -> CycleResult:
+        shape = (window.steps, len(fleet))
+        requests: list[tuple[int, Request]] = []
+        seconds: dict[str, float] = {}
+        failures: list[str] = []
+        for controller in self.controllers:
+            if controller.name in self.isolated:
+                continue
+            started = time.perf_counter()
+            try:
+                request = controller.plan(window)
+                if request.setpoint_kw.shape != shape:
+                    raise ValueError(f"request shape {request.setpoint_kw.shape}, expected {shape}")
+                requests.append((controller.priority, request))
+            except Exception as exc:  # a failing controller must not stop the cycle
+                summary = f"{controller.name}: {type(exc).__name__}: {exc}"
+                self.isolated[controller.name] = "".join(traceback.format_exception_only(exc)).strip()
+                failures.append(summary)
+            seconds[controller.name] = time.perf_counter() - started
+        started = time.perf_counter()
+        setpoint = arbitrate(requests, shape)
+        power, soc, refusals = self.safety.apply(window, fleet, setpoint)
+        seconds["arbitration+safety"] = time.perf_counter() - started
+        return CycleResult(power, soc, refusals, failures, seconds)

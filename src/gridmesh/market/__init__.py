@@ -1,0 +1,1 @@
+"""Economics of the grid: tariffs now; bids, clearing, settlement and the ledger later."""
