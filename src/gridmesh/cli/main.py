@@ -23,6 +23,7 @@ from gridmesh.control.self_consumption import SelfConsumption
 from gridmesh.errors import GridmeshError
 from gridmesh.model.graph import connectivity
 from gridmesh.physics.powerflow import Injections, PowerFlow
+from gridmesh.sim.compare import comparison, load_runs, write_comparison
 from gridmesh.sim.injections import ProfileInjections
 from gridmesh.sim.report import write_report
 from gridmesh.sim.study import run_study
@@ -166,6 +167,32 @@ def simulate(
     )
     if open_report:
         webbrowser.open(report.resolve().as_uri())
+
+
+@app.command()
+def compare(
+    folders: Annotated[list[Path], typer.Argument(help="study output folders (each with kpis.json)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")] = Path("comparison.html"),
+    as_json: Annotated[bool, typer.Option("--json", help="print metric → run → value as JSON")] = False,
+) -> None:
+    """Compare studies side by side: peak import, cost, losses, voltage violations, curtailment, cycles."""
+    try:
+        runs = load_runs(folders)
+    except FileNotFoundError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    table = comparison(runs)
+    if as_json:
+        print(json.dumps(table))
+        return
+    view = Table(title="comparison", title_justify="left")
+    view.add_column("metric")
+    for label, _ in runs:
+        view.add_column(label, justify="right")
+    for metric, values in table.items():
+        view.add_row(metric, *(f"{v:,.1f}" for v in values.values()))
+    console.print(view)
+    console.print(f"report: {write_comparison(runs, output)}", soft_wrap=True)
 
 
 if __name__ == "__main__":

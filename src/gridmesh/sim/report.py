@@ -19,7 +19,7 @@ from matplotlib import style
 from gridmesh.sim.report_data import DASH, Study, count, finite, kg, kw, kwh, label, losses_pct, pct, pu, read
 from gridmesh.sim.report_plots import PLOTS, RC, Plot, png
 
-__all__ = ["write_report"]
+__all__ = ["CSS", "write_report"]
 
 
 def write_report(out: Path) -> Path:
