@@ -11,6 +11,7 @@ import pytest
 
 from gridmesh.control.controller import NoControl
 from gridmesh.control.self_consumption import SelfConsumption
+from gridmesh.control.volt_var import InverterCurves
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.sim.study import StudyResult, run_study
 
@@ -110,3 +111,14 @@ def test_battery_books_close_over_a_year(small_scenario_file: Path, tmp_path: Pa
     assert np.allclose(
         ts.grid_import_kw + ts.generation_kw + ts.battery_kw, ts.load_kw + ts.ev_kw + ts.losses_kw, atol=1e-6
     )
+
+
+def test_volt_var_study_conserves_energy(small_scenario_file: Path, tmp_path: Path) -> None:
+    scenario = read_scenario(small_scenario_file)
+    result = run_study(scenario, out=tmp_path, controller=SelfConsumption(), volt_var=InverterCurves())
+    assert result.kpis["volt_var"]["unconverged_windows"] == 0
+    assert result.kpis["curtailment_kwh"] >= 0.0
+    ts = pd.read_parquet(tmp_path / "timeseries.parquet")
+    supply = ts.grid_import_kw + ts.generation_kw + ts.battery_kw
+    assert np.allclose(supply, ts.load_kw + ts.ev_kw + ts.losses_kw, atol=1e-6)
+    assert ts.grid_q_kvar.abs().sum() > 0

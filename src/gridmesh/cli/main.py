@@ -20,6 +20,7 @@ from gridmesh.cli.console import console, errors
 from gridmesh.control.controller import Controller, NoControl
 from gridmesh.control.rules import PeakShaving, TimeOfUseArbitrage
 from gridmesh.control.self_consumption import SelfConsumption
+from gridmesh.control.volt_var import InverterCurves
 from gridmesh.errors import GridmeshError
 from gridmesh.model.graph import connectivity
 from gridmesh.physics.powerflow import Injections, PowerFlow
@@ -126,6 +127,9 @@ def simulate(
         typer.Option(help="battery controller; repeat to combine (arbitrated by priority)"),
     ] = None,
     detail: Annotated[bool, typer.Option(help="also write every bus voltage (large)")] = False,
+    volt_var: Annotated[
+        bool, typer.Option(help="PV and wind inverters follow IEEE 1547-2018 volt-var and volt-watt curves")
+    ] = False,
     seed: Annotated[int, typer.Option(help="seed of the EV session draw")] = 7,
     open_report: Annotated[bool, typer.Option("--open", help="open the report in a browser")] = False,
 ) -> None:
@@ -148,6 +152,7 @@ def simulate(
                 controller=[CONTROLLERS[name]() for name in controller or [ControllerName.SELF_CONSUMPTION]],
                 detail=detail,
                 seed=seed,
+                volt_var=InverterCurves() if volt_var else None,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
     except GridmeshError as exc:

@@ -164,7 +164,7 @@ class PowerFlow:
             if self._fallback is None:
                 self._fallback = PowerGridModel(self._base)
             retry = self._solve(self._fallback, CalculationMethod.newton_raphson, injections.rows(rows))
-            result = _patch(result, rows, retry)
+            result = with_rows(result, rows, retry)
         return result
 
     def _solve(self, model: PowerGridModel, method: CalculationMethod, injections: Injections) -> PowerFlowResult:
@@ -190,8 +190,8 @@ class PowerFlow:
         return _result(self.index, out, failed)
 
 
-def _patch(result: PowerFlowResult, rows: npt.NDArray[np.int64], retry: PowerFlowResult) -> PowerFlowResult:
-    """``result`` with the steps ``rows`` replaced by ``retry`` (a sub-batch of those steps)."""
+def with_rows(result: PowerFlowResult, rows: npt.NDArray[np.int64], retry: PowerFlowResult) -> PowerFlowResult:
+    """``result`` with the steps ``rows`` replaced by ``retry`` (a sub-batch of those steps), in place."""
     for f in fields(result):
         value = getattr(result, f.name)
         if isinstance(value, np.ndarray):

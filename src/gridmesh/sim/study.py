@@ -22,6 +22,7 @@ import pandas as pd
 
 from gridmesh.control.controller import Controller, NoControl, Window
 from gridmesh.control.cycle import ControlCycle, SafetyLayer
+from gridmesh.control.volt_var import InverterCurves, VoltVarWatt
 from gridmesh.devices.battery import BatteryFleet
 from gridmesh.devices.ev import draw_sessions, uncontrolled_power
 from gridmesh.market.tariff import TimeOfUseTariff
@@ -52,6 +53,7 @@ def run_study(
     out: Path,
     controller: Controller | Sequence[Controller] | None = None,
     tariff: TimeOfUseTariff | None = None,
+    volt_var: InverterCurves | None = None,
     window_steps: int | None = None,
     detail: bool = False,
     seed: int = 7,
@@ -87,6 +89,9 @@ def run_study(
     cycle = ControlCycle(controllers, SafetyLayer(pcc_limit_kw={s: v for s, v in limits.items() if v is not None}))
     refusals: dict[str, int] = {}
     cycle_seconds = 0.0
+    inverters = None if volt_var is None else VoltVarWatt(net, engine, volt_var)
+    volt_var_iterations = volt_var_unconverged = 0
+    curtailed_kwh = 0.0
     energy_cost = 0.0
     e_start = fleet.soc * fleet.e_kwh
     discharged_kwh = np.zeros(len(fleet))
@@ -119,7 +124,16 @@ def run_study(
             files.write("refusals", decided.refusals)
             discharged_kwh += np.clip(battery_p, 0, None).sum(axis=0) * dt_h
             charged_kwh += np.clip(-battery_p, 0, None).sum(axis=0) * dt_h
-            result = engine.run(Injections(lp, base.load_q_kvar, gp, base.gen_q_kvar, ev, battery_p))
+            injected = Injections(lp, base.load_q_kvar, gp, base.gen_q_kvar, ev, battery_p)
+            if inverters is None:
+                result = engine.run(injected)
+            else:  # inverter setpoints follow local voltages: solve the window as a fixed point
+                solved = inverters.solve(injected)
+                injected, result = solved.injections, solved.result
+                volt_var_iterations = max(volt_var_iterations, solved.iterations)
+                volt_var_unconverged += not solved.converged
+            available, gp = gp, injected.gen_p_kw
+            curtailed_kwh += float((available - gp).sum() * dt_h)
             # A failed step says nothing about supply: count its load as served, its buses as unknown.
             supplied = result.energized | np.isin(np.arange(n), list(result.failed))[:, None]
             served = supplied[:, load_bus] * lp
@@ -168,6 +182,10 @@ def run_study(
         "scenario": scenario.name,
         "controller": "+".join(c.name for c in controllers),
         "energy_cost_eur": energy_cost,
+        "curtailment_kwh": curtailed_kwh,
+        "volt_var": None
+        if inverters is None
+        else {"max_iterations": volt_var_iterations, "unconverged_windows": volt_var_unconverged},
         "demand_charge_eur": max(kpis["peak_import_kw"], 0.0) * tariff.demand_charge_eur_per_kw,
         "tariff": dataclasses.asdict(tariff),
         "control": {
@@ -208,7 +226,7 @@ def _system_frame(
         "losses_kw": result.losses_kw,
         "load_kw": lp.sum(axis=1),
         "ev_kw": ev.sum(axis=1),
-        "generation_kw": gp.sum(axis=1),
+        "generation_kw": gp.sum(axis=1),  # after volt-watt curtailment
         **{f"gen_{k}_kw": p for k, p in generation.items()},
         "battery_kw": battery_p.sum(axis=1),
         "v_min_pu": np.nanmin(v, axis=1, initial=np.inf),
