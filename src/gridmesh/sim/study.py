@@ -13,28 +13,23 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gridmesh.control.controller import Controller, NoControl, Window
+from gridmesh.control.controller import Controller, NoControl
 from gridmesh.control.cycle import ControlCycle, SafetyLayer
-from gridmesh.control.volt_var import InverterCurves, VoltVarWatt
-from gridmesh.devices.battery import BatteryFleet
-from gridmesh.devices.ev import draw_sessions, uncontrolled_power
+from gridmesh.control.volt_var import InverterCurves
 from gridmesh.market.tariff import TimeOfUseTariff
-from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
-from gridmesh.model.sites import pcc_rating_kva, resolve_sites
 from gridmesh.model.validation import assert_valid
-from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow, PowerFlowResult
-from gridmesh.sim.injections import ProfileInjections
+from gridmesh.physics.powerflow import PowerFlowResult
 from gridmesh.sim.kpis import KpiAccumulator
 from gridmesh.sim.results import ResultFiles
 from gridmesh.sim.site_flows import SiteFlows
+from gridmesh.sim.twin import StudyTwin
 
 Progress = Callable[[int, int], None]
 
@@ -70,33 +65,20 @@ def run_study(
         controllers = list(controller)
     else:
         controllers = [controller]
-    tariff = tariff or TimeOfUseTariff()
-    net, profiles = scenario.network, scenario.profiles
-    dt_h = profiles.resolution / timedelta(hours=1)
-    first_step, steps = profiles.step_of(scenario.time.start), scenario.steps
+    twin = StudyTwin(scenario, tariff=tariff, volt_var=volt_var, seed=seed, method=method)
+    net, fleet, dt_h, steps, sites = scenario.network, twin.fleet, twin.dt_h, twin.steps, twin.sites
+    tariff, index = twin.tariff, twin.engine.index
     window_steps = window_steps or auto_window(len(net.buses), steps_per_day=round(24 / dt_h))
-    sites = resolve_sites(net)
-    engine = PowerFlow(net, method=method, outputs=STUDY_OUTPUTS)
-    index = engine.index
-    loads, evs = list(net.loads.values()), list(net.ev_chargers.values())
-    injections = ProfileInjections(net, profiles)
+    loads, evs = list(net.loads.values()), twin.ev_chargers
     gen_kind = np.array([x.kind.value for x in net.generators.values()])
     kinds = sorted(set(gen_kind.tolist()))
-    fleet = BatteryFleet.of(list(net.batteries.values()))
-    limits = {
-        s: pcc_rating_kva(net, net.sites[s].pcc or "") for s, m in sites.items() if m.level is SiteLevel.MICROGRID
-    }
-    cycle = ControlCycle(controllers, SafetyLayer(pcc_limit_kw={s: v for s, v in limits.items() if v is not None}))
+    cycle = ControlCycle(controllers, SafetyLayer(pcc_limit_kw=twin.pcc_limits_kw))
     refusals: dict[str, int] = {}
-    cycle_seconds = 0.0
-    inverters = None if volt_var is None else VoltVarWatt(net, engine, volt_var)
+    cycle_seconds = energy_cost = curtailed_kwh = 0.0
     volt_var_iterations = volt_var_unconverged = 0
-    curtailed_kwh = 0.0
-    energy_cost = 0.0
     e_start = fleet.soc * fleet.e_kwh
     discharged_kwh = np.zeros(len(fleet))
     charged_kwh = np.zeros(len(fleet))
-    sessions = draw_sessions(evs, steps=steps, dt_h=dt_h, seed=seed)
     flows = SiteFlows(net, sites, index)
     bus_pos = {b: i for i, b in enumerate(index.buses)}
     load_bus = np.array([bus_pos[x.bus] for x in loads], dtype=np.int64)
@@ -105,17 +87,12 @@ def run_study(
     v_hi = np.array([net.buses[b].v_max_pu for b in index.buses])
     branch_ids = index.lines + index.transformers
     acc = KpiAccumulator(dt_h=dt_h, n_buses=len(index.buses), n_branches=len(branch_ids))
-    times_all = pd.date_range(scenario.time.start, periods=steps, freq=profiles.resolution)
 
     with ResultFiles(out, detail=detail) as files:
         for offset in range(0, steps, window_steps):
             n = min(window_steps, steps - offset)
-            first = first_step + offset
-            times = times_all[offset : offset + n]
-            base = injections.window(first, n)
-            lp, gp = base.load_p_kw, base.gen_p_kw
-            ev = uncontrolled_power(sessions, evs, first=offset, steps=n, dt_h=dt_h)
-            window = Window(net, sites, times, dt_h, lp, gp, ev, fleet, tariff)
+            window, base = twin.window(offset, n)
+            times, lp, gp, ev = window.times, window.load_p_kw, window.gen_p_kw, window.ev_p_kw
             decided = cycle.run(window, fleet)
             battery_p, soc = decided.battery_kw, decided.soc
             cycle_seconds += sum(decided.seconds.values())
@@ -124,15 +101,11 @@ def run_study(
             files.write("refusals", decided.refusals)
             discharged_kwh += np.clip(battery_p, 0, None).sum(axis=0) * dt_h
             charged_kwh += np.clip(-battery_p, 0, None).sum(axis=0) * dt_h
-            injected = Injections(lp, base.load_q_kvar, gp, base.gen_q_kvar, ev, battery_p)
-            if inverters is None:
-                result = engine.run(injected)
-            else:  # inverter setpoints follow local voltages: solve the window as a fixed point
-                solved = inverters.solve(injected)
-                injected, result = solved.injections, solved.result
-                volt_var_iterations = max(volt_var_iterations, solved.iterations)
-                volt_var_unconverged += not solved.converged
-            available, gp = gp, injected.gen_p_kw
+            solved = twin.solve(window, base, battery_p)
+            result = solved.result
+            volt_var_iterations = max(volt_var_iterations, solved.iterations)
+            volt_var_unconverged += not solved.converged
+            available, gp = gp, solved.injections.gen_p_kw
             curtailed_kwh += float((available - gp).sum() * dt_h)
             # A failed step says nothing about supply: count its load as served, its buses as unknown.
             supplied = result.energized | np.isin(np.arange(n), list(result.failed))[:, None]
@@ -184,7 +157,7 @@ def run_study(
         "energy_cost_eur": energy_cost,
         "curtailment_kwh": curtailed_kwh,
         "volt_var": None
-        if inverters is None
+        if twin.inverters is None
         else {"max_iterations": volt_var_iterations, "unconverged_windows": volt_var_unconverged},
         "demand_charge_eur": max(kpis["peak_import_kw"], 0.0) * tariff.demand_charge_eur_per_kw,
         "tariff": dataclasses.asdict(tariff),
