@@ -18,6 +18,7 @@ from rich.table import Table
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli.console import console, errors
 from gridmesh.control.controller import Controller, NoControl
+from gridmesh.control.mpc import ModelPredictiveControl
 from gridmesh.control.rules import PeakShaving, TimeOfUseArbitrage
 from gridmesh.control.self_consumption import SelfConsumption
 from gridmesh.control.volt_var import InverterCurves
@@ -38,6 +39,7 @@ class ControllerName(StrEnum):
     SELF_CONSUMPTION = "self-consumption"
     PEAK_SHAVING = "peak-shaving"
     TOU = "tou"
+    MPC = "mpc"
 
 
 CONTROLLERS: dict[ControllerName, Callable[[], Controller]] = {
@@ -45,6 +47,7 @@ CONTROLLERS: dict[ControllerName, Callable[[], Controller]] = {
     ControllerName.SELF_CONSUMPTION: SelfConsumption,
     ControllerName.PEAK_SHAVING: PeakShaving,
     ControllerName.TOU: TimeOfUseArbitrage,
+    ControllerName.MPC: ModelPredictiveControl,
 }
 
 

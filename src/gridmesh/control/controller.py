@@ -8,7 +8,7 @@ requests of all controllers by priority, and the safety layer clamps the result 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +41,9 @@ class Window:
     ev_p_kw: FloatArray
     batteries: BatteryFleet
     tariff: TimeOfUseTariff = field(default_factory=TimeOfUseTariff)
+    # The same image over a longer horizon from the same start (clipped at the study's end): what a
+    # forecaster would provide. Studies give perfect information here; live operation gives forecasts.
+    lookahead: Callable[[int], Window] | None = None
 
     @property
     def steps(self) -> int:

@@ -78,6 +78,7 @@ class StudyTwin:
             ev,
             self.fleet,
             self.tariff,
+            lookahead=lambda horizon: self.window(offset, min(horizon, self.steps - offset))[0],
         )
         return window, base
 
