@@ -13,10 +13,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridmesh.control.controller import Request, Window
-from gridmesh.control.site_balance import SiteBalance
+from gridmesh.control.controller import FloatArray, Request, Window
+from gridmesh.control.site_balance import IntArray, SiteBalance
+from gridmesh.devices.battery import BatteryFleet
 from gridmesh.optim.dispatch import solve_dispatch
 from gridmesh.optim.problem import DispatchProblem
+
+
+@dataclass(frozen=True)
+class HorizonForecast:
+    """What the optimiser needs to know about the future, as arrays over the look-ahead."""
+
+    sites: list[IntArray]  # fleet positions of each microgrid's batteries
+    site_of_battery: IntArray
+    site_load_kw: FloatArray  # (T, S)
+    substation_kw: FloatArray  # (T,)
+    import_price: FloatArray
+    export_price: FloatArray
+    demand_charge_eur_per_kw: float
+    dt_h: float
 
 
 @dataclass
@@ -49,49 +64,60 @@ class ModelPredictiveControl:
         self.site_charge = site_demand_charge_eur_per_kw
         self._balance = SiteBalance()
         self._peak = 0.0
-        self._site_peaks: np.ndarray | None = None
+        self._site_peaks: FloatArray = np.zeros(0)
         self.stats = MpcStats()
+
+    def forecast(self, view: Window) -> HorizonForecast:
+        """Net loads (substation, each microgrid) and prices over a window, resolved once per plan."""
+        sites = self._balance.sites(view)
+        site_of = np.full(len(view.batteries), -1, dtype=np.int64)
+        for k, site in enumerate(sites):
+            site_of[site.batteries] = k
+        return HorizonForecast(
+            sites=[s.batteries for s in sites],
+            site_of_battery=site_of,
+            site_load_kw=np.column_stack([s.net_load_kw for s in sites]) if sites else np.zeros((view.steps, 0)),
+            substation_kw=view.load_p_kw.sum(axis=1) + view.ev_p_kw.sum(axis=1) - view.gen_p_kw.sum(axis=1),
+            import_price=view.tariff.import_price(view.times),
+            export_price=view.tariff.export_price(view.times),
+            demand_charge_eur_per_kw=view.tariff.demand_charge_eur_per_kw,
+            dt_h=view.dt_h,
+        )
+
+    def problem(self, f: HorizonForecast, fleet: BatteryFleet, horizon: slice) -> DispatchProblem:
+        """The LP of one horizon, from the predicted fleet state and the billing peaks reached so far."""
+        n, s = len(fleet), len(f.sites)
+        if self._site_peaks.size != s:
+            self._site_peaks = np.zeros(s)
+        return DispatchProblem(
+            dt_h=f.dt_h,
+            e_kwh=fleet.e_kwh,
+            p_max_kw=fleet.p_kw,
+            eta_charge=fleet.eta_charge,
+            eta_discharge=fleet.eta_discharge,
+            soc_min=fleet.soc_min,
+            soc_max=fleet.soc_max,
+            soc0=np.clip(fleet.soc, fleet.soc_min, fleet.soc_max),
+            degradation_eur_per_kwh=np.full(n, self.degradation),
+            net_load_kw=f.substation_kw[horizon],
+            import_price=f.import_price[horizon],
+            export_price=f.export_price[horizon],
+            demand_charge_eur_per_kw=f.demand_charge_eur_per_kw,
+            peak_so_far_kw=self._peak,
+            site_net_load_kw=f.site_load_kw[horizon],
+            site_of_battery=f.site_of_battery,
+            site_demand_charge_eur_per_kw=np.full(s, self.site_charge),
+            site_peak_so_far_kw=self._site_peaks,
+        )
 
     def plan(self, window: Window) -> Request:
         if window.lookahead is None:
             raise ValueError("MPC needs a look-ahead (forecasts) on the window")
-        future = window.lookahead(window.steps + self.horizon_steps)
-        sites = self._balance.sites(future)
+        f = self.forecast(window.lookahead(window.steps + self.horizon_steps))
         fleet = copy.deepcopy(window.batteries)  # predicted state; the real fleet is the safety layer's
-        n = len(fleet)
-        site_of = np.full(n, -1, dtype=np.int64)
-        for k, site in enumerate(sites):
-            site_of[site.batteries] = k
-        site_load = np.column_stack([s.net_load_kw for s in sites]) if sites else np.zeros((future.steps, 0))
-        substation = future.load_p_kw.sum(axis=1) + future.ev_p_kw.sum(axis=1) - future.gen_p_kw.sum(axis=1)
-        price_in = future.tariff.import_price(future.times)
-        price_out = future.tariff.export_price(future.times)
-        if self._site_peaks is None:
-            self._site_peaks = np.zeros(len(sites))
         requests = window.nothing()
         for t in range(0, window.steps, self.replan_every):
-            horizon = slice(t, min(t + self.horizon_steps, future.steps))
-            problem = DispatchProblem(
-                dt_h=window.dt_h,
-                e_kwh=fleet.e_kwh,
-                p_max_kw=fleet.p_kw,
-                eta_charge=fleet.eta_charge,
-                eta_discharge=fleet.eta_discharge,
-                soc_min=fleet.soc_min,
-                soc_max=fleet.soc_max,
-                soc0=fleet.soc,
-                degradation_eur_per_kwh=np.full(n, self.degradation),
-                net_load_kw=substation[horizon],
-                import_price=price_in[horizon],
-                export_price=price_out[horizon],
-                demand_charge_eur_per_kw=future.tariff.demand_charge_eur_per_kw,
-                peak_so_far_kw=self._peak,
-                site_net_load_kw=site_load[horizon],
-                site_of_battery=site_of,
-                site_demand_charge_eur_per_kw=np.full(len(sites), self.site_charge),
-                site_peak_so_far_kw=self._site_peaks,
-            )
-            plan = solve_dispatch(problem)
+            plan = solve_dispatch(self.problem(f, fleet, slice(t, min(t + self.horizon_steps, len(f.substation_kw)))))
             self.stats.solves += 1
             self.stats.seconds += plan.solve_seconds
             if plan.status != "optimal":
@@ -101,9 +127,8 @@ class ModelPredictiveControl:
             requests[t : t + keep] = plan.battery_kw[:keep]
             for j in range(keep):
                 applied = fleet.step(plan.battery_kw[j], window.dt_h)
-                grid = substation[t + j] - applied.sum()
-                self._peak = max(self._peak, float(grid))
-                for k, site in enumerate(sites):
-                    own = site_load[t + j, k] - applied[site.batteries].sum()
+                self._peak = max(self._peak, float(f.substation_kw[t + j] - applied.sum()))
+                for k, batteries in enumerate(f.sites):
+                    own = f.site_load_kw[t + j, k] - applied[batteries].sum()
                     self._site_peaks[k] = max(self._site_peaks[k], float(own))
         return Request(requests)

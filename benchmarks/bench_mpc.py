@@ -1,0 +1,106 @@
+"""MPC against the perfect-foresight optimum on the same month, same objective, same accounting.
+
+The optimum is one LP over the whole period (``perfect_foresight``). The MPC re-plans every step over a
+24 h horizon inside a real study (control cycle, safety layer, power flow), with perfect forecasts; its
+realised battery powers are then priced by the very same ``dispatch_cost``. Prints the gap and timings.
+
+    .venv/bin/python benchmarks/bench_mpc.py [--days 31] [--start 2016-01-01] [--scenario demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from gridmesh.control.controller import NoControl
+from gridmesh.control.mpc import ModelPredictiveControl
+from gridmesh.model.io.builtin import scenario_path
+from gridmesh.model.io.scenario_yaml import read_scenario
+from gridmesh.optim.dispatch import dispatch_cost, perfect_foresight
+from gridmesh.sim.study import run_study
+from gridmesh.sim.twin import StudyTwin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="demo")
+    parser.add_argument("--days", type=float, default=31.0)
+    parser.add_argument("--start", type=datetime.fromisoformat, default=datetime(2016, 1, 1))
+    parser.add_argument("--json-out", type=Path, default=Path("benchmarks/out/bench_mpc.json"))
+    args = parser.parse_args()
+    console = Console()
+    scenario = read_scenario(scenario_path(args.scenario)).with_time(start=args.start, days=args.days)
+
+    twin = StudyTwin(scenario)
+    reference = ModelPredictiveControl()
+    window, _ = twin.window(0, twin.steps)
+    problem = reference.problem(reference.forecast(window), twin.fleet, slice(0, twin.steps))
+    started = time.perf_counter()
+    optimum = perfect_foresight(problem)
+    optimum_s = time.perf_counter() - started
+    idle = dispatch_cost(
+        problem, charge_kw=np.zeros_like(optimum.charge_kw), discharge_kw=np.zeros_like(optimum.charge_kw)
+    )
+
+    with tempfile.TemporaryDirectory() as folder:
+        mpc = ModelPredictiveControl()
+        study = run_study(scenario, out=Path(folder) / "mpc", controller=mpc)
+        batteries = pd.read_parquet(Path(folder) / "mpc" / "batteries.parquet")
+        baseline = run_study(scenario, out=Path(folder) / "none", controller=NoControl())
+    power = batteries.pivot(index="time", columns="battery", values="p_kw")[list(twin.fleet.ids)].to_numpy()
+    realised = dispatch_cost(problem, charge_kw=np.clip(-power, 0, None), discharge_kw=np.clip(power, 0, None))
+    gap = (realised.total - optimum.objective_eur) / abs(optimum.objective_eur)
+
+    results = {
+        "scenario": scenario.name,
+        "start": args.start.isoformat(),
+        "days": args.days,
+        "steps": twin.steps,
+        "batteries": len(twin.fleet),
+        "optimum_eur": optimum.objective_eur,
+        "optimum_status": optimum.status,
+        "optimum_solve_s": optimum_s,
+        "mpc_eur": realised.total,
+        "idle_eur": idle.total,
+        "gap": gap,
+        "mpc_breakdown": realised.as_dict(),
+        "optimum_breakdown": optimum.breakdown,
+        "mpc_solves": mpc.stats.solves,
+        "mpc_ms_per_solve": 1000 * mpc.stats.seconds / max(mpc.stats.solves, 1),
+        "mpc_not_optimal": mpc.stats.not_optimal,
+        "mpc_study_s": study.seconds,
+        "peak_import_kw": {"none": baseline.kpis["peak_import_kw"], "mpc": study.kpis["peak_import_kw"]},
+        "bus_minutes_outside_band": {
+            "none": baseline.kpis["voltage"]["bus_minutes_outside_band"],
+            "mpc": study.kpis["voltage"]["bus_minutes_outside_band"],
+        },
+    }
+    table = Table(title=f"MPC vs perfect foresight — {scenario.name}, {args.days:g} days from {args.start:%Y-%m-%d}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("perfect-foresight optimum (one LP)", f"{optimum.objective_eur:,.2f} € ({optimum_s:.1f} s)")
+    table.add_row("MPC, 24 h horizon, re-planned every step", f"{realised.total:,.2f} €")
+    table.add_row("batteries idle", f"{idle.total:,.2f} €")
+    table.add_row("gap MPC vs optimum", f"{100 * gap:.2f} %")
+    table.add_row("MPC solves / mean time", f"{mpc.stats.solves} / {results['mpc_ms_per_solve']:.1f} ms")
+    table.add_row("MPC study (cycle + power flow)", f"{study.seconds:.1f} s")
+    table.add_row(
+        "substation peak none → MPC", f"{baseline.kpis['peak_import_kw']:,.0f} → {study.kpis['peak_import_kw']:,.0f} kW"
+    )
+    console.print(table)
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"results: {args.json_out}")
+
+
+if __name__ == "__main__":
+    main()
