@@ -47,7 +47,8 @@ def german_holidays(years: Iterable[int]) -> frozenset[date]:
     for year in years:
         easter = easter_sunday(year)
         days |= {date(year, 1, 1), date(year, 5, 1), date(year, 10, 3), date(year, 12, 25), date(year, 12, 26)}
-        days |= {easter + timedelta(days=n) for n in (-2, 1, 39, 50)}  # Good Friday, Easter Monday, Ascension, Whit Monday
+        # Good Friday, Easter Monday, Ascension Day, Whit Monday
+        days |= {easter + timedelta(days=n) for n in (-2, 1, 39, 50)}
     return frozenset(days)
 
 
@@ -56,10 +57,10 @@ def calendar_features(times: pd.DatetimeIndex) -> pd.DataFrame:
 
     ``day_type`` follows the German standard load profiles: 0 workday, 1 Saturday, 2 Sunday or holiday.
     """
-    day_fraction = (times - times.normalize()) / DAY
+    day_fraction = ((times - times.normalize()) / DAY).to_numpy(dtype=np.float64)
     year_fraction = (times.dayofyear.to_numpy() - 1 + day_fraction) / 365.25
     holidays = german_holidays(range(times.min().year, times.max().year + 1)) if len(times) else frozenset()
-    holiday = np.isin(times.normalize().date, np.array(sorted(holidays), dtype=object))
+    holiday = times.normalize().isin(pd.DatetimeIndex(sorted(holidays)))
     dow = times.dayofweek.to_numpy()
     day_type = np.where(holiday | (dow == 6), 2, np.where(dow == 5, 1, 0))
     return pd.DataFrame(
@@ -77,7 +78,9 @@ def calendar_features(times: pd.DatetimeIndex) -> pd.DataFrame:
     )
 
 
-def solar_elevation(times: pd.DatetimeIndex, lat_deg: float, lon_deg: float, *, utc_offset_h: float = 1.0) -> FloatArray:
+def solar_elevation(
+    times: pd.DatetimeIndex, lat_deg: float, lon_deg: float, *, utc_offset_h: float = 1.0
+) -> FloatArray:
     """Solar elevation angle in degrees (negative below the horizon), NOAA's general solar position formulas.
 
     With the fractional year γ = 2π/365 · (day_of_year − 1 + (hour − 12)/24), Spencer's series give the

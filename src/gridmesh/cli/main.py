@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from gridmesh.cli import forecast as forecast_cli
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli.console import console, errors
 from gridmesh.control.controller import Controller, NoControl
@@ -32,6 +33,7 @@ from gridmesh.sim.study import run_study
 
 app = typer.Typer(help="gridmesh — operate and simulate distributed smart grids.", no_args_is_help=True)
 app.add_typer(scenario_cli.app, name="scenario")
+app.add_typer(forecast_cli.app, name="forecast")
 
 
 class ControllerName(StrEnum):
