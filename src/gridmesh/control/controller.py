@@ -44,6 +44,9 @@ class Window:
     # The same image over a longer horizon from the same start (clipped at the study's end): what a
     # forecaster would provide. Studies give perfect information here; live operation gives forecasts.
     lookahead: Callable[[int], Window] | None = None
+    # Reactive powers of loads and generators, for controllers that run their own power flow.
+    load_q_kvar: FloatArray | None = None
+    gen_q_kvar: FloatArray | None = None
 
     @property
     def steps(self) -> int:

@@ -16,8 +16,12 @@ import numpy as np
 from gridmesh.control.controller import FloatArray, Request, Window
 from gridmesh.control.site_balance import IntArray, SiteBalance
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.errors import GridmeshError
+from gridmesh.model.kinds import SiteLevel
 from gridmesh.optim.dispatch import solve_dispatch
 from gridmesh.optim.problem import DispatchProblem
+from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow
+from gridmesh.physics.sensitivity import Sensitivity, voltage_sensitivity
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class ModelPredictiveControl:
         replan_every: int = 1,
         degradation_eur_per_kwh: float = 0.02,
         site_demand_charge_eur_per_kw: float = 5.0,
+        network_aware: bool = True,
+        monitored_per_site: int = 4,
     ) -> None:
         if horizon_steps < 1 or replan_every < 1:
             raise ValueError("horizon_steps and replan_every must be at least 1 step")
@@ -66,6 +72,61 @@ class ModelPredictiveControl:
         self._peak = 0.0
         self._site_peaks: FloatArray = np.zeros(0)
         self.stats = MpcStats()
+        self.network_aware = network_aware
+        self.monitored_per_site = monitored_per_site
+        self._engine: PowerFlow | None = None
+        self._site_buses: list[IntArray] = []
+
+    def network_limits(self, view: Window) -> Sensitivity | None:
+        """Linear voltage limits for the look-ahead: per microgrid the buses nearest their bounds.
+
+        Limits are never tighter than what idle batteries achieve (``no new violations``), so the LP
+        stays feasible when the grid is already outside its band for reasons batteries cannot fix.
+        """
+        if not self.network_aware or view.load_q_kvar is None or view.gen_q_kvar is None:
+            return None
+        net = view.network
+        if self._engine is None:
+            self._engine = PowerFlow(net, method="iterative_current", outputs=STUDY_OUTPUTS)
+            position = {b: i for i, b in enumerate(self._engine.index.buses)}
+            self._site_buses = [
+                np.array(sorted(position[b] for b in m.buses), dtype=np.int64)
+                for m in view.sites.values()
+                if m.level is SiteLevel.MICROGRID and m.elements["batteries"]
+            ]
+        if not self._site_buses:
+            return None
+        candidates = np.concatenate(self._site_buses)
+        injections = Injections(
+            view.load_p_kw,
+            view.load_q_kvar,
+            view.gen_p_kw,
+            view.gen_q_kvar,
+            view.ev_p_kw,
+            np.zeros((view.steps, len(view.batteries))),
+        )
+        try:
+            sens = voltage_sensitivity(self._engine, net, injections, buses=candidates.tolist(), generators=[])
+        except (GridmeshError, ValueError) as exc:  # no network limits rather than no plan
+            self.stats.last_reason = f"network limits skipped: {exc}"
+            return None
+        rows: list[int] = []
+        start, k = 0, self.monitored_per_site
+        for buses in self._site_buses:
+            block = sens.base[:, start : start + buses.size]
+            high = np.argsort(-block.max(axis=0))[:k]
+            low = np.argsort(block.min(axis=0))[:k]
+            rows.extend((start + np.unique(np.concatenate([high, low]))).tolist())
+            start += buses.size
+        chosen = np.array(rows, dtype=np.int64)
+        base = sens.base[:, chosen]
+        return Sensitivity(
+            base=base,
+            d_dp=sens.d_dp[chosen],
+            lower=np.minimum(sens.lower[chosen], base.min(axis=0)),
+            upper=np.maximum(sens.upper[chosen], base.max(axis=0)),
+            names=tuple(sens.names[i] for i in chosen),
+        )
 
     def forecast(self, view: Window) -> HorizonForecast:
         """Net loads (substation, each microgrid) and prices over a window, resolved once per plan."""
@@ -84,7 +145,9 @@ class ModelPredictiveControl:
             dt_h=view.dt_h,
         )
 
-    def problem(self, f: HorizonForecast, fleet: BatteryFleet, horizon: slice) -> DispatchProblem:
+    def problem(
+        self, f: HorizonForecast, fleet: BatteryFleet, horizon: slice, limits: Sensitivity | None = None
+    ) -> DispatchProblem:
         """The LP of one horizon, from the predicted fleet state and the billing peaks reached so far."""
         n, s = len(fleet), len(f.sites)
         if self._site_peaks.size != s:
@@ -108,16 +171,22 @@ class ModelPredictiveControl:
             site_of_battery=f.site_of_battery,
             site_demand_charge_eur_per_kw=np.full(s, self.site_charge),
             site_peak_so_far_kw=self._site_peaks,
+            sensitivity=None
+            if limits is None
+            else Sensitivity(limits.base[horizon], limits.d_dp, limits.lower, limits.upper, limits.names),
         )
 
     def plan(self, window: Window) -> Request:
         if window.lookahead is None:
             raise ValueError("MPC needs a look-ahead (forecasts) on the window")
-        f = self.forecast(window.lookahead(window.steps + self.horizon_steps))
+        view = window.lookahead(window.steps + self.horizon_steps)
+        f = self.forecast(view)
+        limits = self.network_limits(view)
         fleet = copy.deepcopy(window.batteries)  # predicted state; the real fleet is the safety layer's
         requests = window.nothing()
         for t in range(0, window.steps, self.replan_every):
-            plan = solve_dispatch(self.problem(f, fleet, slice(t, min(t + self.horizon_steps, len(f.substation_kw)))))
+            horizon = slice(t, min(t + self.horizon_steps, len(f.substation_kw)))
+            plan = solve_dispatch(self.problem(f, fleet, horizon, limits))
             self.stats.solves += 1
             self.stats.seconds += plan.solve_seconds
             if plan.status != "optimal":

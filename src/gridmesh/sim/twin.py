@@ -79,6 +79,8 @@ class StudyTwin:
             self.fleet,
             self.tariff,
             lookahead=lambda horizon: self.window(offset, min(horizon, self.steps - offset))[0],
+            load_q_kvar=base.load_q_kvar,
+            gen_q_kvar=base.gen_q_kvar,
         )
         return window, base
 
