@@ -7,6 +7,7 @@ times at once). A forecast issued at ``τ`` only ever reads observations *before
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -81,7 +82,7 @@ class Forecaster(Protocol):
         """``(len(issue_times), horizon_steps)`` forecasts, one row per issue time."""
 
 
-class _SeriesForecaster:
+class _SeriesForecaster(ABC):
     """Keeps the observation record that every forecaster reads its inputs from."""
 
     def __init__(self) -> None:
@@ -101,8 +102,9 @@ class _SeriesForecaster:
     def predict(self, issue_time: pd.Timestamp, horizon_steps: int) -> FloatArray:
         return np.asarray(self.predict_batch(pd.DatetimeIndex([issue_time]), horizon_steps)[0], dtype=np.float64)
 
+    @abstractmethod
     def predict_batch(self, issue_times: pd.DatetimeIndex, horizon_steps: int) -> FloatArray:
-        raise NotImplementedError
+        """Forecasts ``(len(issue_times), horizon_steps)``, each from what was observed before its issue time."""
 
     def _targets(self, issue_times: pd.DatetimeIndex, horizon_steps: int) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
         """Flattened (target, issue) time pairs, issue-major."""
