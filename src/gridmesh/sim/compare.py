@@ -77,7 +77,10 @@ def write_comparison(runs: Sequence[tuple[str, dict[str, Any]]], out: Path) -> P
     for metric in METRICS:
         values = table[metric.name]
         finite = {k: v for k, v in values.items() if not math.isnan(v)}
-        best = (min if metric.lower_is_better else max)(finite, key=finite.__getitem__) if finite else None
+        pick = min if metric.lower_is_better else max
+        best = pick(finite, key=finite.__getitem__) if finite else None
+        if best is not None and list(finite.values()).count(finite[best]) > 1:
+            best = None  # a tie has no winner
         cells = "".join(
             f"<td class='num{' best' if label == best else ''}'>{_fmt(values[label])}</td>" for label in labels
         )
@@ -103,11 +106,18 @@ def _fmt(value: float) -> str:
 
 
 def _chart(metric: Metric, values: dict[str, float]) -> str:
+    """Bars of the change against the first run (the baseline), in %, so small differences show."""
+    first = next(iter(values.values()), math.nan)
+    relative = not math.isnan(first) and abs(first) > 1e-9
+    shown = [0.0 if math.isnan(v) else (100 * (v - first) / abs(first) if relative else v) for v in values.values()]
+    better = [(s < 0) == metric.lower_is_better and s != 0 for s in shown]
     with style.context(RC):
         fig = Figure(figsize=(4.8, 2.6), dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ax.barh(list(values), [0.0 if math.isnan(v) else v for v in values.values()], color="#3b82f6")
-        ax.set_title(f"{metric.name} ({metric.unit})", loc="left", fontsize=10)
+        ax.barh(list(values), shown, color=["#16a34a" if b else "#94a3b8" for b in better])
+        ax.axvline(0, color="#334155", linewidth=0.8)
+        unit = f"% vs {next(iter(values))}" if relative else metric.unit
+        ax.set_title(f"{metric.name} ({unit})", loc="left", fontsize=10)
         ax.invert_yaxis()
         return png(fig)
