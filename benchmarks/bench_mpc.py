@@ -3,8 +3,11 @@
 The optimum is one LP over the whole period (``perfect_foresight``). The MPC re-plans every step over a
 24 h horizon inside a real study (control cycle, safety layer, power flow), with perfect forecasts; its
 realised battery powers are then priced by the very same ``dispatch_cost``. Prints the gap and timings.
+``--forecast`` also runs the MPC on net-load forecasts (``ForecastingMpc``, trained on the profile year
+without the studied period) and reports its gap beside the perfect-forecast MPC's.
 
     .venv/bin/python benchmarks/bench_mpc.py [--days 31] [--start 2016-01-01] [--scenario demo]
+        [--forecast [--forecast-method gbm|same-time-yesterday]]
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 from gridmesh.control.controller import NoControl
+from gridmesh.control.forecast_lookahead import ForecastingMpc, ForecastMethod
 from gridmesh.control.mpc import ModelPredictiveControl
 from gridmesh.model.io.builtin import scenario_path
 from gridmesh.model.io.scenario_yaml import read_scenario
-from gridmesh.optim.dispatch import dispatch_cost, perfect_foresight
+from gridmesh.optim.dispatch import CostBreakdown, dispatch_cost, perfect_foresight
 from gridmesh.sim.study import run_study
 from gridmesh.sim.twin import StudyTwin
 
@@ -36,6 +40,8 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=31.0)
     parser.add_argument("--start", type=datetime.fromisoformat, default=datetime(2016, 1, 1))
     parser.add_argument("--json-out", type=Path, default=Path("benchmarks/out/bench_mpc.json"))
+    parser.add_argument("--forecast", action="store_true", help="also run the MPC on forecasts")
+    parser.add_argument("--forecast-method", type=ForecastMethod, default=ForecastMethod.GBM)
     args = parser.parse_args()
     console = Console()
     scenario = read_scenario(scenario_path(args.scenario)).with_time(start=args.start, days=args.days)
@@ -56,8 +62,18 @@ def main() -> None:
         study = run_study(scenario, out=Path(folder) / "mpc", controller=mpc)
         batteries = pd.read_parquet(Path(folder) / "mpc" / "batteries.parquet")
         baseline = run_study(scenario, out=Path(folder) / "none", controller=NoControl())
-    power = batteries.pivot(index="time", columns="battery", values="p_kw")[list(twin.fleet.ids)].to_numpy()
-    realised = dispatch_cost(problem, charge_kw=np.clip(-power, 0, None), discharge_kw=np.clip(power, 0, None))
+        if args.forecast:
+            started = time.perf_counter()
+            forecasting = ForecastingMpc.from_twin(twin, method=args.forecast_method)
+            train_s = time.perf_counter() - started
+            forecast_study = run_study(scenario, out=Path(folder) / "forecast", controller=forecasting)
+            forecast_batteries = pd.read_parquet(Path(folder) / "forecast" / "batteries.parquet")
+
+    def priced(frame: pd.DataFrame) -> CostBreakdown:
+        power = frame.pivot(index="time", columns="battery", values="p_kw")[list(twin.fleet.ids)].to_numpy()
+        return dispatch_cost(problem, charge_kw=np.clip(-power, 0, None), discharge_kw=np.clip(power, 0, None))
+
+    realised = priced(batteries)
     gap = (realised.total - optimum.objective_eur) / abs(optimum.objective_eur)
 
     results = {
@@ -96,6 +112,26 @@ def main() -> None:
     table.add_row(
         "substation peak none → MPC", f"{baseline.kpis['peak_import_kw']:,.0f} → {study.kpis['peak_import_kw']:,.0f} kW"
     )
+    if args.forecast:
+        forecast_cost = priced(forecast_batteries)
+        forecast_gap = (forecast_cost.total - optimum.objective_eur) / abs(optimum.objective_eur)
+        results["forecast"] = {
+            "method": str(args.forecast_method),
+            "mpc_eur": forecast_cost.total,
+            "gap": forecast_gap,
+            "saving_kept": (idle.total - forecast_cost.total) / (idle.total - optimum.objective_eur),
+            "breakdown": forecast_cost.as_dict(),
+            "train_s": train_s,
+            "study_s": forecast_study.seconds,
+            "solves": forecasting.stats.solves,
+            "not_optimal": forecasting.stats.not_optimal,
+            "peak_import_kw": forecast_study.kpis["peak_import_kw"],
+        }
+        table.add_row(f"MPC on forecasts ({args.forecast_method})", f"{forecast_cost.total:,.2f} €")
+        table.add_row("gap MPC on forecasts vs optimum", f"{100 * forecast_gap:.2f} %")
+        table.add_row("share of the optimum's saving kept", f"{100 * results['forecast']['saving_kept']:.1f} %")
+        table.add_row("forecast training / study", f"{train_s:.1f} s / {forecast_study.seconds:.1f} s")
+        table.add_row("substation peak, MPC on forecasts", f"{forecast_study.kpis['peak_import_kw']:,.0f} kW")
     console.print(table)
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(results, indent=2, default=str))
