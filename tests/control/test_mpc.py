@@ -38,7 +38,7 @@ def test_network_limits_watch_microgrid_buses_and_never_demand_more_than_idle(sm
     scenario = read_scenario(small_scenario_file)
     twin = StudyTwin(scenario)
     window, _ = twin.window(0, 96)
-    mpc = ModelPredictiveControl(monitored_per_site=3)
+    mpc = ModelPredictiveControl(monitored_per_site=3, prune_limits=False)
     limits = mpc.network_limits(window)
     assert limits is not None
     microgrid = twin.sites["mg"].buses
@@ -56,3 +56,16 @@ def test_network_aware_mpc_adds_no_voltage_violation(small_scenario_file: Path, 
     base = run_study(scenario, out=tmp_path / "none", controller=NoControl()).kpis
     assert ours["voltage"]["bus_minutes_outside_band"] <= base["voltage"]["bus_minutes_outside_band"]
     assert ours["voltage"]["v_max_pu"] <= max(base["voltage"]["v_max_pu"], 1.1) + 1e-4
+
+
+def test_limits_no_dispatch_can_reach_are_left_out(small_scenario_file: Path) -> None:
+    scenario = read_scenario(small_scenario_file)
+    twin = StudyTwin(scenario)
+    window, _ = twin.window(0, 96)
+    full = ModelPredictiveControl(monitored_per_site=3, prune_limits=False).network_limits(window)
+    pruned = ModelPredictiveControl(monitored_per_site=3).network_limits(window)
+    assert full is not None
+    reach = np.abs(full.d_dp) @ window.batteries.p_kw
+    can_bind = (full.base.max(axis=0) + reach > full.upper) | (full.base.min(axis=0) - reach < full.lower)
+    kept = () if pruned is None else pruned.names
+    assert kept == tuple(n for n, keep in zip(full.names, can_bind, strict=True) if keep)

@@ -61,6 +61,7 @@ class ModelPredictiveControl:
         site_demand_charge_eur_per_kw: float = 5.0,
         network_aware: bool = True,
         monitored_per_site: int = 4,
+        prune_limits: bool = True,
     ) -> None:
         if horizon_steps < 1 or replan_every < 1:
             raise ValueError("horizon_steps and replan_every must be at least 1 step")
@@ -74,6 +75,7 @@ class ModelPredictiveControl:
         self.stats = MpcStats()
         self.network_aware = network_aware
         self.monitored_per_site = monitored_per_site
+        self.prune_limits = prune_limits
         self._engine: PowerFlow | None = None
         self._site_buses: list[IntArray] = []
 
@@ -120,11 +122,21 @@ class ModelPredictiveControl:
             start += buses.size
         chosen = np.array(rows, dtype=np.int64)
         base = sens.base[:, chosen]
+        lower = np.minimum(sens.lower[chosen], base.min(axis=0))
+        upper = np.maximum(sens.upper[chosen], base.max(axis=0))
+        if self.prune_limits:
+            # A limit that no dispatch within the batteries' ratings can reach cannot bind: leave it out of
+            # the LP (same optimum, smaller problem).
+            reach = np.abs(sens.d_dp[chosen]) @ view.batteries.p_kw
+            can_bind = (base.max(axis=0) + reach > upper) | (base.min(axis=0) - reach < lower)
+            chosen, base, lower, upper = chosen[can_bind], base[:, can_bind], lower[can_bind], upper[can_bind]
+            if not chosen.size:
+                return None
         return Sensitivity(
             base=base,
             d_dp=sens.d_dp[chosen],
-            lower=np.minimum(sens.lower[chosen], base.min(axis=0)),
-            upper=np.maximum(sens.upper[chosen], base.max(axis=0)),
+            lower=lower,
+            upper=upper,
             names=tuple(sens.names[i] for i in chosen),
         )
 
