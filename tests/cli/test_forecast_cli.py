@@ -12,15 +12,6 @@ from typer.testing import CliRunner
 from gridmesh.cli.main import app
 
 runner = CliRunner()
-LV = "1-LV-rural1--0-sw"
-
-
-@pytest.fixture(scope="module")
-def lv_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("forecast") / "lv.yaml"
-    result = runner.invoke(app, ["scenario", "from-simbench", LV, "-o", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
 
 
 def test_evaluate_json_contract(lv_yaml: Path) -> None:

@@ -17,14 +17,6 @@ runner = CliRunner()
 LV = "1-LV-rural1--0-sw"
 
 
-@pytest.fixture(scope="module")
-def lv_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("lv") / "lv.yaml"
-    result = runner.invoke(app, ["scenario", "from-simbench", LV, "-o", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
-
-
 def test_from_simbench_writes_yaml_and_profiles(lv_yaml: Path) -> None:
     assert lv_yaml.with_suffix(".profiles.parquet").exists()
     scenario = read_scenario(lv_yaml)
