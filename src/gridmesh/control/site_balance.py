@@ -9,12 +9,9 @@ import numpy.typing as npt
 
 from gridmesh.control.controller import FloatArray, Window
 from gridmesh.model.kinds import SiteLevel
+from gridmesh.model.sites import member_positions
 
 IntArray = npt.NDArray[np.int64]
-
-
-def _columns(ids: tuple[str, ...], members: frozenset[str]) -> IntArray:
-    return np.fromiter((i for i, x in enumerate(ids) if x in members), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,10 @@ class SiteBalance:
             for site, members in window.sites.items():
                 if members.level is SiteLevel.MICROGRID:
                     self._columns[site] = (
-                        _columns(window.batteries.ids, members.elements["batteries"]),
-                        _columns(tuple(net.loads), members.elements["loads"]),
-                        _columns(tuple(net.ev_chargers), members.elements["ev_chargers"]),
-                        _columns(tuple(net.generators), members.elements["generators"]),
+                        member_positions(window.batteries.ids, members.elements["batteries"]),
+                        member_positions(tuple(net.loads), members.elements["loads"]),
+                        member_positions(tuple(net.ev_chargers), members.elements["ev_chargers"]),
+                        member_positions(tuple(net.generators), members.elements["generators"]),
                     )
         return self._columns
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gridmesh.errors import Issue, ScenarioError
 from gridmesh.model.graph import buses_behind
@@ -60,3 +61,8 @@ def pcc_rating_kva(network: Network, switch_id: str) -> float | None:
         line = network.lines[sw.element]
         return float(np.sqrt(3) * network.buses[sw.bus].vn_kv * line.max_i_a * line.parallel)
     return None if sw.rated_i_a is None else float(np.sqrt(3) * network.buses[sw.bus].vn_kv * sw.rated_i_a)
+
+
+def member_positions(ids: Sequence[str], members: frozenset[str]) -> npt.NDArray[np.int64]:
+    """Positions of a site's members in a table's id order (for numpy column selection)."""
+    return np.fromiter((i for i, x in enumerate(ids) if x in members), dtype=np.int64)

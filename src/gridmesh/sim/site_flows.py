@@ -17,7 +17,7 @@ import pandas as pd
 from gridmesh.devices.battery import BatteryFleet
 from gridmesh.model.kinds import SiteLevel, SwitchedElement
 from gridmesh.model.network import Network
-from gridmesh.model.sites import SiteMembers
+from gridmesh.model.sites import SiteMembers, member_positions
 from gridmesh.physics.pgm_input import ModelIndex
 from gridmesh.physics.powerflow import PowerFlowResult
 
@@ -43,10 +43,6 @@ class _SiteColumns:
     evs: IntArray
     batteries: IntArray
     pcc: _Pcc | None
-
-
-def _positions(ids: tuple[str, ...], members: frozenset[str]) -> IntArray:
-    return np.fromiter((i for i, x in enumerate(ids) if x in members), dtype=np.int64)
 
 
 def pcc_reading(network: Network, index: ModelIndex, pcc: str, buses: frozenset[str]) -> _Pcc:
@@ -77,10 +73,10 @@ class SiteFlows:
             _SiteColumns(
                 site=site,
                 level=m.level,
-                loads=_positions(index.loads, m.elements["loads"]),
-                gens=_positions(index.generators, m.elements["generators"]),
-                evs=_positions(index.ev_chargers, m.elements["ev_chargers"]),
-                batteries=_positions(index.batteries, m.elements["batteries"]),
+                loads=member_positions(index.loads, m.elements["loads"]),
+                gens=member_positions(index.generators, m.elements["generators"]),
+                evs=member_positions(index.ev_chargers, m.elements["ev_chargers"]),
+                batteries=member_positions(index.batteries, m.elements["batteries"]),
                 pcc=pcc_reading(network, index, network.sites[site].pcc or "", m.buses)
                 if m.level is SiteLevel.MICROGRID
                 else None,
