@@ -1,0 +1,1 @@
+"""The stateful, threaded wiring of the live platform: bus, ingest, historian, estimator loop, alarms."""
