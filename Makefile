@@ -7,7 +7,7 @@ DEV    := $(VENV)/.installed-dev
 DAYS   ?= 7
 OUT    ?= results/demo
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run study test services lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gridmesh needs Python >= 3.11; set PYTHON=python3.11")'
@@ -20,12 +20,19 @@ $(DEV): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-## run: a one-week study of the built-in demo grid, with its HTML report
+## run: the live platform on the built-in demo grid: control centre, dashboard, historian, field simulator
 run: $(STAMP)
+	$(VENV)/bin/gridmesh run demo $(RUN_ARGS)
+
+## study: a one-week study of the built-in demo grid, with its HTML report
+study: $(STAMP)
 	$(VENV)/bin/gridmesh simulate demo --days $(DAYS) --out $(OUT)
 
-## test: lint, type-check and the whole test suite
-test: $(DEV) lint typecheck unit
+## test: lint, type-check and the whole test suite (starts PostgreSQL and Mosquitto when they are down)
+test: $(DEV) services lint typecheck unit
+
+services:
+	@bash scripts/ensure-services.sh
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -41,4 +48,4 @@ bench: $(DEV)
 	$(PY) benchmarks/bench_study.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) results gridmesh-data .pytest_cache .mypy_cache .ruff_cache
