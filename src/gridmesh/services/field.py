@@ -1,0 +1,377 @@
+"""The field simulator: the scenario's devices playing live, publishing signed telemetry, obeying commands.
+
+``gridmesh run`` starts it beside the centre on the in-process bus; ``gridmesh field`` runs it alone
+against an MQTT broker. It plays every device of :func:`~gridmesh.telemetry.catalogue.catalogue_of`.
+
+Time. The simulated clock runs ``speed`` × wall time from ``start`` (default: the scenario's start; pass
+the platform clock's present instant to agree with a centre on :class:`~gridmesh.services.clock.SimClock`).
+Telemetry ``ts`` is this simulated time in UTC nanoseconds; command expiry is judged against it.
+
+Ticks. Every tick (``tick_s`` of wall time in the background thread, or one :meth:`FieldSimulator.step`)
+applies the commands received since the last tick, solves one power flow of the whole network at the
+present instant (:class:`~gridmesh.services.field_grid.FieldGrid`) and publishes the devices whose
+reporting instant fell in the elapsed interval. Each kind reports every ``periods[kind]`` simulated
+seconds (:data:`DEFAULT_PERIODS`), devices spread evenly over the period so traffic is smooth: over any
+interval of one period every device reports exactly once.
+
+Messages (all signed with the device's key, one sequence counter per device across channels, persisted
+by :class:`~gridmesh.services.field_seq.SeqStore`):
+
+* ``telemetry``: an :class:`Envelope` with the readings of ``REPORTS[kind]`` (see
+  :mod:`~gridmesh.services.field_readings` for units and signs), quality good;
+* ``event``: a meter whose bus loses supply sends ``last-gasp`` once and falls silent; when supply
+  returns it sends ``power-restored`` and reports again;
+* ``ack``: the answer to every command (ok, or refused with the reason — see
+  :mod:`~gridmesh.services.field_commands`), at the tick that executes it.
+
+Online state. The simulator is ONE gateway connection to the broker. Its retained state topic
+``gridmesh/v1/grid/field-gateway/state`` carries ``{"device": "field-gateway", "online": ..., "ts": ...}``;
+:meth:`FieldSimulator.will` is the offline payload for the MQTT adapter's last will, so the broker marks
+the gateway offline when the connection dies. Each device also has a retained ``state`` message
+``{"device": id, "online": bool, "ts": ns}`` (a meter without supply is offline, with ``"reason":
+"last-gasp"``). A device is online when its own state AND the gateway's say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+import numpy as np
+
+from gridmesh.model.scenario import Scenario
+from gridmesh.security.keys import DeviceSecret, FieldKeyring
+from gridmesh.security.signing import sign
+from gridmesh.services.bus import Bus, Message
+from gridmesh.services.field_commands import CommandDesk
+from gridmesh.services.field_grid import BoolArray, FieldGrid, GridState
+from gridmesh.services.field_readings import KindTable, kind_tables
+from gridmesh.services.field_seq import SeqStore
+from gridmesh.telemetry.catalogue import GRID_SITE, DeviceKind, catalogue_of
+from gridmesh.telemetry.envelope import TOPIC_ROOT, Ack, Command, Envelope, Event, Reading, encode, parse_topic, topic
+
+log = logging.getLogger(__name__)
+
+GATEWAY = "field-gateway"
+GATEWAY_STATE_TOPIC = topic(GRID_SITE, GATEWAY, "state")
+DEFAULT_PERIODS: Mapping[DeviceKind, float] = {
+    DeviceKind.SUBSTATION: 60.0,
+    DeviceKind.TRANSFORMER_MONITOR: 60.0,
+    DeviceKind.SWITCH: 60.0,
+    DeviceKind.BATTERY: 60.0,
+    DeviceKind.EVSE: 60.0,
+    DeviceKind.INVERTER: 300.0,
+    DeviceKind.METER: 900.0,
+}
+TICK_S = 0.2  # wall seconds between ticks of the background thread
+NS_PER_S = 1_000_000_000
+M = TypeVar("M", Envelope, Event, Ack)
+
+
+class _State(msgspec.Struct, omit_defaults=True):
+    device: str
+    online: bool
+    ts: int
+    reason: str = ""
+
+
+@dataclass
+class TickReport:
+    """What one tick did: the simulated instant and the messages published per channel."""
+
+    when: datetime
+    telemetry: int = 0
+    readings: int = 0
+    events: int = 0
+    acks: int = 0
+    failed: bool = False  # the power flow failed: no telemetry or events this tick
+    by_kind: dict[DeviceKind, int] = field(default_factory=dict)
+
+
+@dataclass
+class FieldStats:
+    """Running totals since construction, for status displays and benchmarks."""
+
+    ticks: int = 0
+    messages: int = 0  # signed messages published (telemetry, events, acks)
+    readings: int = 0
+    tick_seconds: float = 0.0  # wall time spent in ticks
+    slowest_tick_s: float = 0.0
+    failed_ticks: int = 0
+
+
+def _utc_ns(when: datetime) -> int:
+    aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000
+
+
+class FieldSimulator:
+    """Plays the scenario's devices on ``bus``; :meth:`start`/:meth:`stop` live, :meth:`step` for tests."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        bus: Bus,
+        keyring: FieldKeyring,
+        *,
+        speed: float = 1.0,
+        start: datetime | None = None,
+        periods: Mapping[DeviceKind, float] | None = None,
+        noise: float = 0.005,
+        seed: int = 7,
+        clock: Callable[[], float] = time.monotonic,
+        data_dir: Path | None = None,
+        tick_s: float = TICK_S,
+    ) -> None:
+        if not speed > 0 or not tick_s > 0 or not noise >= 0:
+            raise ValueError(f"need speed > 0, tick_s > 0 and noise ≥ 0; got {speed}, {tick_s}, {noise}")
+        period_of = {**DEFAULT_PERIODS, **(periods or {})}
+        if any(not p > 0 for p in period_of.values()):
+            raise ValueError(f"reporting periods must be positive seconds, got {dict(period_of)}")
+        self.scenario, self.bus, self.speed, self.noise, self.tick_s = scenario, bus, speed, noise, tick_s
+        self.catalogue = catalogue_of(scenario.network)
+        devices = list(self.catalogue.devices.values())
+        missing = [d.id for d in devices if d.id not in keyring.secrets]
+        if missing:
+            raise ValueError(
+                f"the field keyring has no key for {len(missing)} device(s) (first: {missing[0]}); provision keys "
+                "for this scenario (gridmesh.security.keys.ensure_keyrings) before starting the simulator"
+            )
+        self._secrets: list[DeviceSecret] = [keyring.secrets[d.id] for d in devices]
+        self._row = {d.id: i for i, d in enumerate(devices)}
+        self._topics = [{ch: topic(d.site, d.id, ch) for ch in ("telemetry", "event", "ack", "state")} for d in devices]
+        self.grid = FieldGrid(scenario, seed=seed)
+        self.tables: dict[DeviceKind, KindTable] = kind_tables(scenario.network, self.grid.engine.index, devices)
+        self._desk = CommandDesk(self.grid, self.catalogue.devices, keyring.centre_credential)
+        self.seqs = SeqStore([d.id for d in devices], data_dir)
+        self._period = np.array([period_of[d.kind] for d in devices])
+        self._offset = np.zeros(len(devices))
+        for table in self.tables.values():  # spread each kind evenly over its period
+            n = len(table.rows)
+            self._offset[table.rows] = self._period[table.rows] * np.arange(n) / n
+        self._rng = np.random.default_rng(seed)
+        first = start or scenario.time.start
+        self.start_time = first.astimezone(UTC).replace(tzinfo=None) if first.tzinfo else first
+        self._clock = clock
+        self._start_ns = _utc_ns(self.start_time)
+        self.elapsed_s = 0.0
+        meters = self.tables.get(DeviceKind.METER)
+        # Meters without supply from the outset never had power to speak; they start offline, silently.
+        self._dark = ~self.grid.energized_bus[meters.bus] if meters is not None else np.zeros(0, dtype=bool)
+        self._pending: list[tuple[str, Command | None, str]] = []
+        self._lock, self._tick_lock = threading.Lock(), threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._announced = False
+        self.failure: BaseException | None = None
+        self.stats = FieldStats()
+        self._decoder = msgspec.json.Decoder(Command)
+        bus.subscribe(f"{TOPIC_ROOT}/+/+/command", self._on_commands)
+
+    # -- clock ---------------------------------------------------------------------------------------
+    @property
+    def now(self) -> datetime:
+        """The simulated instant of the last tick (naive, UTC)."""
+        return self.start_time + timedelta(seconds=self.elapsed_s)
+
+    def now_ns(self) -> int:
+        return self._start_ns + round(self.elapsed_s * NS_PER_S)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def will(self) -> tuple[str, bytes]:
+        """The gateway's last will (topic, payload) for the MQTT adapter: every device behind it offline."""
+        return GATEWAY_STATE_TOPIC, msgspec.json.encode(_State(GATEWAY, False, self._start_ns, "connection lost"))
+
+    def start(self) -> None:
+        """Announce the devices online and tick in a background thread until :meth:`stop`."""
+        if self._thread is not None:
+            raise RuntimeError("the field simulator is already running")
+        self._announce()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="field-simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking, save the sequence numbers and mark the gateway offline (retained)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+        with self._tick_lock:
+            self.seqs.save()
+            if self._announced:
+                self.bus.publish(
+                    GATEWAY_STATE_TOPIC,
+                    msgspec.json.encode(_State(GATEWAY, False, self.now_ns(), "stopped")),
+                    retain=True,
+                )
+                self._announced = False
+        if self.failure is not None:
+            raise RuntimeError(f"the field simulator stopped on an error: {self.failure}") from self.failure
+
+    def step(self, sim_seconds: float) -> TickReport:
+        """Advance the simulated clock by ``sim_seconds`` and run one tick (no thread; for tests and tools)."""
+        if self._thread is not None:
+            raise RuntimeError("step() drives a stopped simulator; call stop() first")
+        if sim_seconds < 0:
+            raise ValueError(f"simulated time only moves forward, got {sim_seconds} s")
+        self._announce()
+        return self._tick(self.elapsed_s + sim_seconds)
+
+    def _run(self) -> None:
+        wall0, elapsed0 = self._clock(), self.elapsed_s
+        while not self._stop.wait(self.tick_s):
+            try:
+                self._tick(elapsed0 + (self._clock() - wall0) * self.speed)
+            except Exception as exc:  # a dead simulator must say so, not go quiet
+                log.exception("field simulator tick failed; stopping")
+                self.failure = exc
+                return
+
+    # -- commands ------------------------------------------------------------------------------------
+    def _on_commands(self, batch: Sequence[Message]) -> None:
+        """Bus handler: queue each command for the next tick (it is judged and answered there)."""
+        received: list[tuple[str, Command | None, str]] = []
+        for message in batch:
+            parsed = parse_topic(message.topic)
+            if parsed is None or parsed[1] not in self._row:
+                log.warning("command on %s ignored: no such device in this simulator", message.topic)
+                continue
+            try:
+                received.append((parsed[1], self._decoder.decode(message.payload), ""))
+            except msgspec.DecodeError as exc:
+                received.append((parsed[1], None, f"malformed command: {exc}"))
+        with self._lock:
+            self._pending.extend(received)
+
+    def _execute_commands(self, now_ns: int) -> list[Ack]:
+        """Judge and apply the queued commands in arrival order; one (unnumbered, unsigned) ack each."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        acks = []
+        for device, command, problem in pending:
+            if command is None:
+                reason, command_seq = problem, 0
+            else:
+                reason, command_seq = self._desk.execute(command, device, now_ns), command.seq
+            if reason:
+                log.info("command to %s refused: %s", device, reason)
+            acks.append(Ack(device, 0, now_ns, command_seq, ok=not reason, reason=reason))
+        return acks
+
+    # -- the tick ------------------------------------------------------------------------------------
+    def _tick(self, elapsed_s: float) -> TickReport:
+        """Commands, one power flow, then every message due; sequence numbers saved before publishing."""
+        with self._tick_lock:
+            began = time.perf_counter()
+            previous, self.elapsed_s = self.elapsed_s, elapsed_s
+            now_ns, report = self.now_ns(), TickReport(self.now)
+            outbox = _Outbox(self.seqs, self._secrets)
+            for ack in self._execute_commands(now_ns):
+                outbox.add(self._row[ack.device], "ack", ack)
+            report.acks = len(outbox.messages)
+            state = self.grid.advance(self.now, elapsed_s - previous)
+            report.failed = state.failed
+            if state.failed:
+                log.warning("power flow failed at %s (%s); no telemetry this tick", self.now, state.flow.failed)
+            else:
+                self._supply_events(state, now_ns, outbox, report)
+                due = np.floor((elapsed_s - self._offset) / self._period) > np.floor(
+                    (previous - self._offset) / self._period
+                )
+                for table in self.tables.values():
+                    self._telemetry(table, due[table.rows], state, now_ns, outbox, report)
+            self.seqs.save()
+            for row, channel, payload in outbox.messages:
+                self.bus.publish(self._topics[row][channel], payload)
+            for row, online, reason in outbox.states:
+                self._state(row, online=online, ts=now_ns, reason=reason)
+            took = time.perf_counter() - began
+            stats = self.stats
+            stats.ticks += 1
+            stats.messages += len(outbox.messages)
+            stats.readings += report.readings
+            stats.tick_seconds += took
+            stats.slowest_tick_s = max(stats.slowest_tick_s, took)
+            stats.failed_ticks += report.failed
+            return report
+
+    def _supply_events(self, state: GridState, now_ns: int, outbox: _Outbox, report: TickReport) -> None:
+        """Last gasp of meters that lost supply, power-restored of those that got it back."""
+        meters = self.tables.get(DeviceKind.METER)
+        if meters is None:
+            return
+        live = state.flow.energized[0][meters.bus]
+        for k in np.flatnonzero(live == self._dark):  # dark and live again, or lit and now dead
+            spec, row = meters.devices[k], int(meters.rows[k])
+            restored = bool(live[k])
+            kind = "power-restored" if restored else "last-gasp"
+            outbox.add(row, "event", Event(spec.id, 0, now_ns, kind, {"bus": spec.bus}))
+            outbox.states.append((row, restored, "" if restored else "last-gasp"))
+            report.events += 1
+        self._dark = ~live
+
+    def _telemetry(
+        self, table: KindTable, due: BoolArray, state: GridState, now_ns: int, outbox: _Outbox, report: TickReport
+    ) -> None:
+        """Envelopes of the due devices of one kind (meters without supply stay silent)."""
+        if table.kind is DeviceKind.METER:
+            due = due & ~self._dark
+        picked = np.flatnonzero(due)
+        if not picked.size:
+            return
+        values = table.with_noise(table.values(state)[picked], self.noise, self._rng).tolist()
+        rows = table.rows[picked]
+        readings = 0
+        for k, row, seq, row_values in zip(
+            picked.tolist(), rows.tolist(), self.seqs.take(rows).tolist(), values, strict=True
+        ):
+            spec = table.devices[k]
+            body = [Reading(q, v) for q, v in zip(spec.reports, row_values, strict=False)]
+            readings += len(body)
+            outbox.add(row, "telemetry", Envelope(spec.id, seq, now_ns, body), seq)
+        report.telemetry += len(rows)
+        report.readings += readings
+        report.by_kind[table.kind] = len(rows)
+
+    # -- online state --------------------------------------------------------------------------------
+    def _state(self, row: int, *, online: bool, ts: int, reason: str = "") -> None:
+        device = self._secrets[row].device
+        payload = msgspec.json.encode(_State(device, online, ts, reason))
+        self.bus.publish(self._topics[row]["state"], payload, retain=True)
+
+    def _announce(self) -> None:
+        """Retained online states: the gateway's, then every device's (meters without supply offline)."""
+        if self._announced:
+            return
+        ts = self.now_ns()
+        self.bus.publish(GATEWAY_STATE_TOPIC, msgspec.json.encode(_State(GATEWAY, True, ts)), retain=True)
+        meters = self.tables.get(DeviceKind.METER)
+        dark = set(meters.rows[self._dark].tolist()) if meters is not None else set()
+        for row in range(len(self._secrets)):
+            self._state(row, online=row not in dark, ts=ts, reason="no supply" if row in dark else "")
+        self._announced = True
+
+
+class _Outbox:
+    """The signed messages of one tick, published only after their sequence numbers are saved."""
+
+    def __init__(self, seqs: SeqStore, secrets: Sequence[DeviceSecret]) -> None:
+        self.seqs, self.secrets = seqs, secrets
+        self.messages: list[tuple[int, str, bytes]] = []
+        self.states: list[tuple[int, bool, str]] = []  # retained online states (unsigned)
+
+    def add(self, row: int, channel: str, message: M, seq: int | None = None) -> None:
+        """Number (the device's next seq unless given), sign with the device's key and queue."""
+        if seq is None:
+            seq = int(self.seqs.take(np.array([row], dtype=np.int64))[0])
+        signed = sign(msgspec.structs.replace(message, seq=seq), self.secrets[row])
+        self.messages.append((row, channel, encode(signed)))

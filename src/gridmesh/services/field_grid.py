@@ -1,0 +1,214 @@
+"""The field simulator's grid: what every device does at a simulated instant, and the power flow of it.
+
+One :class:`FieldGrid` holds the live state the devices act on: profile injections (interpolated
+linearly between the profile points), EV sessions, battery SOC and setpoints, inverter curtailment and
+switch positions. :meth:`FieldGrid.advance` moves to a new instant and solves ONE power flow of the
+whole network (a batch of one on a model built once; a switching rebuilds it, some 40 ms on the demo).
+
+Devices on a bus with no path to a source (after a switch opened) produce and consume nothing: inverters
+stop (anti-islanding), batteries idle, chargers pause, loads go dark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from gridmesh.devices.battery import BatteryFleet
+from gridmesh.devices.ev import Sessions, draw_sessions, uncontrolled_power
+from gridmesh.model.graph import connectivity
+from gridmesh.model.network import Network
+from gridmesh.model.scenario import Scenario
+from gridmesh.physics.powerflow import FULL_OUTPUTS, FloatArray, Injections, PowerFlow, PowerFlowResult
+from gridmesh.sim.injections import ProfileInjections, ProfileWindow
+
+BoolArray = npt.NDArray[np.bool_]
+SESSION_DAYS = 28  # EV sessions are drawn for four weeks and repeat (scenarios without profiles)
+_SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class GridState:
+    """Everything the devices measure at one instant; arrays in the power flow's element order (kW, kvar)."""
+
+    when: datetime
+    flow: PowerFlowResult
+    load_p_kw: FloatArray
+    load_q_kvar: FloatArray
+    gen_p_kw: FloatArray
+    gen_q_kvar: FloatArray
+    ev_p_kw: FloatArray
+    ev_limit_kw: FloatArray  # in force: the commanded cap, else the charger's rating (load convention)
+    battery_p_kw: FloatArray
+    battery_setpoint_kw: FloatArray  # commanded (generator convention), 0 where idle
+    battery_soc: FloatArray  # fraction of capacity
+    switch_closed: dict[str, bool]  # remote switches
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.flow.failed)
+
+
+class FieldGrid:
+    """The scenario's devices and network as they stand, advanced instant by instant."""
+
+    def __init__(self, scenario: Scenario, *, seed: int = 7, method: str = "newton_raphson") -> None:
+        self.network: Network = scenario.network
+        self.profiles = scenario.profiles
+        self.method = method
+        net = self.network
+        self._injections = ProfileInjections(net, self.profiles) if self.profiles.steps >= 2 else None
+        self._loads, self._gens = list(net.loads.values()), list(net.generators.values())
+        self._chargers = list(net.ev_chargers.values())
+        self.fleet = BatteryFleet.of(list(net.batteries.values()))
+        self.battery_setpoint_kw: FloatArray = np.full(len(self.fleet), np.nan)  # NaN: idle (released)
+        self.ev_cap_kw: FloatArray = np.full(len(self._chargers), np.nan)  # NaN: no cap
+        self.gen_cap_kw: FloatArray = np.full(len(self._gens), np.nan)  # NaN: not curtailed
+        self.ev_rating_kw = np.array([c.p_kw * c.connectors for c in self._chargers], dtype=np.float64)
+        self.battery_rating_kw = np.array([b.p_kw for b in net.batteries.values()], dtype=np.float64)
+        self.gen_rating_kw = np.array([g.p_kw for g in self._gens], dtype=np.float64)
+        self._dt_h = self.profiles.resolution / timedelta(hours=1)
+        horizon = self.profiles.steps if self._injections else round(SESSION_DAYS * 24 / self._dt_h)
+        self._horizon = horizon
+        self._sessions: Sessions = draw_sessions(self._chargers, steps=horizon, dt_h=self._dt_h, seed=seed)
+        self.engine = PowerFlow(net, method=method, outputs=FULL_OUTPUTS)
+        idx = self.engine.index
+        bus_pos = {b: i for i, b in enumerate(idx.buses)}
+        # Bus position of every element, per table in power-flow order (switching never changes these).
+        self.load_bus = np.array([bus_pos[net.loads[e].bus] for e in idx.loads], dtype=np.int64)
+        self.gen_bus = np.array([bus_pos[net.generators[e].bus] for e in idx.generators], dtype=np.int64)
+        self.ev_bus = np.array([bus_pos[net.ev_chargers[e].bus] for e in idx.ev_chargers], dtype=np.int64)
+        self.battery_bus = np.array([bus_pos[net.batteries[e].bus] for e in idx.batteries], dtype=np.int64)
+        self._energized_bus = self._bus_energized()
+        self._remote_closed = {s.id: s.is_closed for s in net.switches.values() if s.remote}
+
+    @property
+    def energized_bus(self) -> BoolArray:
+        """Per bus in power-flow order: supplied through the present switch states."""
+        return self._energized_bus
+
+    # -- commands -----------------------------------------------------------------------------------
+    def set_battery(self, position: int, kw: float | None) -> None:
+        """Setpoint in kW (generator convention) for the battery at ``position``; None releases it."""
+        self.battery_setpoint_kw[position] = np.nan if kw is None else kw
+
+    def set_ev_cap(self, position: int, kw: float | None) -> None:
+        """Charging cap in kW (load convention, ≥ 0) for the charger at ``position``; None releases it."""
+        self.ev_cap_kw[position] = np.nan if kw is None else kw
+
+    def set_gen_cap(self, position: int, kw: float | None) -> None:
+        """Curtailment limit in kW for the generator at ``position``; None releases it."""
+        self.gen_cap_kw[position] = np.nan if kw is None else kw
+
+    def set_switch(self, switch: str, closed: bool) -> bool:
+        """Operate a switch; returns whether the topology changed (the power-flow model is then rebuilt)."""
+        present = self.network.switches[switch]
+        if present.is_closed == closed:
+            return False
+        self.network = self.network.with_elements([present.model_copy(update={"closed": closed})])
+        self.engine = PowerFlow(self.network, method=self.method, outputs=FULL_OUTPUTS)
+        self._energized_bus = self._bus_energized()
+        if present.remote:
+            self._remote_closed[switch] = closed
+        return True
+
+    # -- stepping -----------------------------------------------------------------------------------
+    def advance(self, when: datetime, elapsed_s: float) -> GridState:
+        """Move to ``when`` (``elapsed_s`` simulated seconds after the previous instant) and solve it.
+
+        Batteries integrate their SOC over the elapsed interval with the setpoint now in force (a
+        zero-order hold, as in a study step), clamped by the fleet model to rating and SOC window.
+        """
+        base = self.profile_values(when)
+        live = self._energized_bus
+        load_live, gen_live = live[self.load_bus], live[self.gen_bus]
+        ev_live, bat_live = live[self.ev_bus], live[self.battery_bus]
+
+        request = np.where(bat_live, np.nan_to_num(self.battery_setpoint_kw, nan=0.0), 0.0)
+        if elapsed_s > 0:
+            battery_kw = self.fleet.step(request, elapsed_s / _SECONDS_PER_HOUR)
+        else:
+            discharge, charge = self.fleet.limits_kw(1.0 / _SECONDS_PER_HOUR)
+            battery_kw = np.clip(request, -charge, discharge)
+        ev_limit = np.where(np.isnan(self.ev_cap_kw), self.ev_rating_kw, self.ev_cap_kw)
+        ev_kw = np.minimum(self._ev_demand_kw(when), ev_limit) * ev_live
+        gen_kw = np.fmin(base.gen_p_kw[0], self.gen_cap_kw) * gen_live
+        injections = Injections(
+            load_p_kw=(base.load_p_kw[0] * load_live)[None, :],
+            load_q_kvar=(base.load_q_kvar[0] * load_live)[None, :],
+            gen_p_kw=gen_kw[None, :],
+            gen_q_kvar=(base.gen_q_kvar[0] * gen_live)[None, :],
+            ev_p_kw=ev_kw[None, :],
+            battery_p_kw=battery_kw[None, :],
+        )
+        flow = self.engine.run(injections)
+        return GridState(
+            when=when,
+            flow=flow,
+            load_p_kw=injections.load_p_kw[0],
+            load_q_kvar=injections.load_q_kvar[0],
+            gen_p_kw=gen_kw,
+            gen_q_kvar=injections.gen_q_kvar[0],
+            ev_p_kw=ev_kw,
+            ev_limit_kw=ev_limit,
+            battery_p_kw=battery_kw,
+            battery_setpoint_kw=np.nan_to_num(self.battery_setpoint_kw, nan=0.0),
+            battery_soc=self.fleet.soc.copy(),
+            switch_closed=dict(self._remote_closed),
+        )
+
+    def profile_values(self, when: datetime) -> ProfileWindow:
+        """Element powers at ``when`` as a batch of one, linear between the two surrounding profile points.
+
+        An instant outside the profiles is read at the same date and time of the profiles' year (so a
+        live run today follows the season and time of day), and past their end they repeat.
+        """
+        if self._injections is None:
+            zeros = np.zeros((1, len(self._gens)))
+            return ProfileWindow(
+                load_p_kw=np.array([[x.p_kw * x.in_service for x in self._loads]]),
+                load_q_kvar=np.array([[x.q_kvar * x.in_service for x in self._loads]]),
+                gen_p_kw=zeros + [x.p_kw * x.in_service for x in self._gens],
+                gen_q_kvar=zeros + [x.q_kvar * x.in_service for x in self._gens],
+            )
+        position = self._position(when)
+        first = int(position)
+        fraction = position - first
+        a = self._injections.window(first, 1)
+        b = self._injections.window((first + 1) % self.profiles.steps, 1)
+        return ProfileWindow(
+            *(
+                (1.0 - fraction) * getattr(a, name) + fraction * getattr(b, name)
+                for name in ("load_p_kw", "load_q_kvar", "gen_p_kw", "gen_q_kvar")
+            )
+        )
+
+    def _position(self, when: datetime) -> float:
+        """Fractional profile step of ``when`` (see :meth:`profile_values`)."""
+        p = self.profiles
+        if not p.start <= when < p.end:
+            try:
+                when = when.replace(year=p.start.year)
+            except ValueError:  # 29 February into a profile year without it
+                when = when.replace(year=p.start.year, day=28)
+        return ((when - p.start) / p.resolution) % p.steps
+
+    def _ev_demand_kw(self, when: datetime) -> FloatArray:
+        """Uncontrolled charging demand per charger at ``when`` (sessions are steps: no interpolation)."""
+        if not self._chargers:
+            return np.zeros(0)
+        if self._injections is not None:
+            step = int(self._position(when)) % self._horizon
+        else:
+            step = int((when - self.profiles.start) / self.profiles.resolution) % self._horizon
+        demand: FloatArray = uncontrolled_power(self._sessions, self._chargers, first=step, steps=1, dt_h=self._dt_h)[0]
+        return demand
+
+    def _bus_energized(self) -> BoolArray:
+        """Per bus in power-flow order: is there a path to an in-service external grid?"""
+        conn = connectivity(self.network)
+        by_id = dict(zip(conn.bus_ids, conn.energized, strict=True))
+        return np.array([by_id[b] for b in self.engine.index.buses], dtype=bool)
