@@ -23,7 +23,8 @@ from gridmesh.model.graph import connectivity
 from gridmesh.model.network import Network
 from gridmesh.model.scenario import Scenario
 from gridmesh.physics.powerflow import FULL_OUTPUTS, FloatArray, Injections, PowerFlow, PowerFlowResult
-from gridmesh.sim.injections import ProfileInjections, ProfileWindow
+from gridmesh.sim.injections import ProfileWindow
+from gridmesh.sim.profiles_at import ProfilesAt
 
 BoolArray = npt.NDArray[np.bool_]
 SESSION_DAYS = 28  # EV sessions are drawn for four weeks and repeat (scenarios without profiles)
@@ -60,8 +61,8 @@ class FieldGrid:
         self.profiles = scenario.profiles
         self.method = method
         net = self.network
-        self._injections = ProfileInjections(net, self.profiles) if self.profiles.steps >= 2 else None
-        self._loads, self._gens = list(net.loads.values()), list(net.generators.values())
+        self.profiles_at = ProfilesAt(net, self.profiles)
+        self._gens = list(net.generators.values())
         self._chargers = list(net.ev_chargers.values())
         self.fleet = BatteryFleet.of(list(net.batteries.values()))
         self.battery_setpoint_kw: FloatArray = np.full(len(self.fleet), np.nan)  # NaN: idle (released)
@@ -71,7 +72,7 @@ class FieldGrid:
         self.battery_rating_kw = np.array([b.p_kw for b in net.batteries.values()], dtype=np.float64)
         self.gen_rating_kw = np.array([g.p_kw for g in self._gens], dtype=np.float64)
         self._dt_h = self.profiles.resolution / timedelta(hours=1)
-        horizon = self.profiles.steps if self._injections else round(SESSION_DAYS * 24 / self._dt_h)
+        horizon = self.profiles.steps if self.profiles_at.has_profiles else round(SESSION_DAYS * 24 / self._dt_h)
         self._horizon = horizon
         self._sessions: Sessions = draw_sessions(self._chargers, steps=horizon, dt_h=self._dt_h, seed=seed)
         self.engine = PowerFlow(net, method=method, outputs=FULL_OUTPUTS)
@@ -161,47 +162,15 @@ class FieldGrid:
         )
 
     def profile_values(self, when: datetime) -> ProfileWindow:
-        """Element powers at ``when`` as a batch of one, linear between the two surrounding profile points.
-
-        An instant outside the profiles is read at the same date and time of the profiles' year (so a
-        live run today follows the season and time of day), and past their end they repeat.
-        """
-        if self._injections is None:
-            zeros = np.zeros((1, len(self._gens)))
-            return ProfileWindow(
-                load_p_kw=np.array([[x.p_kw * x.in_service for x in self._loads]]),
-                load_q_kvar=np.array([[x.q_kvar * x.in_service for x in self._loads]]),
-                gen_p_kw=zeros + [x.p_kw * x.in_service for x in self._gens],
-                gen_q_kvar=zeros + [x.q_kvar * x.in_service for x in self._gens],
-            )
-        position = self._position(when)
-        first = int(position)
-        fraction = position - first
-        a = self._injections.window(first, 1)
-        b = self._injections.window((first + 1) % self.profiles.steps, 1)
-        return ProfileWindow(
-            *(
-                (1.0 - fraction) * getattr(a, name) + fraction * getattr(b, name)
-                for name in ("load_p_kw", "load_q_kvar", "gen_p_kw", "gen_q_kvar")
-            )
-        )
-
-    def _position(self, when: datetime) -> float:
-        """Fractional profile step of ``when`` (see :meth:`profile_values`)."""
-        p = self.profiles
-        if not p.start <= when < p.end:
-            try:
-                when = when.replace(year=p.start.year)
-            except ValueError:  # 29 February into a profile year without it
-                when = when.replace(year=p.start.year, day=28)
-        return ((when - p.start) / p.resolution) % p.steps
+        """Element powers at ``when`` (see :class:`~gridmesh.sim.profiles_at.ProfilesAt`)."""
+        return self.profiles_at.values(when)
 
     def _ev_demand_kw(self, when: datetime) -> FloatArray:
         """Uncontrolled charging demand per charger at ``when`` (sessions are steps: no interpolation)."""
         if not self._chargers:
             return np.zeros(0)
-        if self._injections is not None:
-            step = int(self._position(when)) % self._horizon
+        if self.profiles_at.has_profiles:
+            step = int(self.profiles_at.position(when)) % self._horizon
         else:
             step = int((when - self.profiles.start) / self.profiles.resolution) % self._horizon
         demand: FloatArray = uncontrolled_power(self._sessions, self._chargers, first=step, steps=1, dt_h=self._dt_h)[0]
