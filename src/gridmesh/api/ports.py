@@ -1,0 +1,234 @@
+"""The port the API needs from the control centre, and the response models that cross it.
+
+The API is a thin layer: it authenticates, validates and serialises; everything it shows comes from one
+object implementing :class:`Centre`. Models are the public JSON schema (they appear in ``/openapi.json``),
+so fields carry units in their names (``p_kw``, ``v_pu``) and times are timezone-aware UTC.
+
+Errors the centre raises on purpose are :class:`NotFound` (HTTP 404), :class:`CommandRefused` (409) and
+:class:`NotReady` (503); each carries a ``fix`` telling the caller what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from gridmesh.errors import GridmeshError
+
+
+class CentreError(GridmeshError):
+    """An error the centre reports to an API caller; ``fix`` says what to do next."""
+
+    status = 400
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+class NotFound(CentreError):
+    """An unknown device, alarm or quantity."""
+
+    status = 404
+
+
+class CommandRefused(CentreError):
+    """The centre would not send a command (device offline, not controllable, out of its limits...)."""
+
+    status = 409
+
+
+class NotReady(CentreError):
+    """Nothing to show yet, e.g. no state estimated before the first telemetry cycle."""
+
+    status = 503
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SiteView(View):
+    id: str
+    name: str
+    level: int = Field(description="1 microgrid, 2 group, 3 virtual power plant")
+    pcc: str | None = Field(None, description="switch at the point of common coupling (level 1)")
+
+
+class BusView(View):
+    id: str
+    x: float | None = Field(description="longitude (WGS84) or x coordinate; None when unknown")
+    y: float | None
+    vn_kv: float
+    site: str | None = Field(description="microgrid the bus belongs to, if any")
+
+
+class BranchView(View):
+    id: str
+    kind: Literal["line", "transformer"]
+    from_bus: str
+    to_bus: str
+
+
+class NetworkView(View):
+    """The drawn network. ``StateView.v_pu`` follows ``buses`` order, ``StateView.loading_pct`` ``branches``."""
+
+    name: str
+    buses: list[BusView]
+    branches: list[BranchView]
+    sites: list[SiteView]
+
+
+class DeviceView(View):
+    id: str
+    kind: str = Field(description="meter, inverter, battery, evse, trafo, substation, switch")
+    element: str
+    bus: str
+    site: str = Field(description="microgrid id, or `grid` outside every microgrid")
+    online: bool
+    last_seen: datetime | None
+    controllable: bool = False
+    reports: list[str] = Field(default_factory=list, description="quantities the device reports (IEC 61850 names)")
+
+
+class SiteSummary(View):
+    """One microgrid's balance; ``import_kw`` is positive when importing, negative when exporting."""
+
+    site: str
+    import_kw: float
+    soc_pct: float | None = Field(description="energy-weighted mean SOC of the site's batteries; None if none")
+    renewable_share_pct: float | None = Field(description="renewable generation / consumption, capped at 100")
+    islanded: bool
+
+
+class EstimatorInfo(View):
+    """Weighted-least-squares state estimation of the last cycle, with bad-data detection (chi-square test)."""
+
+    observable: bool
+    j: float = Field(description="weighted sum of squared residuals")
+    threshold: float = Field(description="chi-square threshold J is compared with")
+    suspects: list[str] = Field(default_factory=list, description="devices whose readings look bad")
+    cycle_ms: float
+
+
+class StateView(View):
+    """The live grid state. ``None`` in ``v_pu``/``loading_pct`` means unobservable or de-energised."""
+
+    time: datetime
+    v_pu: list[float | None] = Field(description="per bus, in NetworkView.buses order")
+    loading_pct: list[float | None] = Field(description="per branch, in NetworkView.branches order")
+    substation_p_kw: float
+    substation_q_kvar: float
+    sites: list[SiteSummary]
+    estimator: EstimatorInfo | None = None
+
+
+class SeriesView(View):
+    """A time series: raw (``min``/``max`` None) or bucketed (``value`` is the bucket mean)."""
+
+    device: str
+    quantity: str
+    unit: str
+    every_s: float | None = Field(description="bucket width in seconds; None for raw readings")
+    t: list[datetime]
+    value: list[float]
+    min: list[float] | None = None
+    max: list[float] | None = None
+
+
+class AlarmView(View):
+    id: str
+    kind: str = Field(description="e.g. over-voltage, under-voltage, overload, offline, bad-data, last-gasp")
+    severity: Literal["info", "warning", "critical"]
+    source: str = Field(description="bus, branch or device id")
+    message: str
+    raised: datetime
+    cleared: datetime | None = None
+    value: float | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def active(self) -> bool:
+        return self.cleared is None
+
+
+class EventView(View):
+    ts: datetime
+    kind: str
+    source: str
+    message: str
+    severity: str = "info"
+    data: dict[str, Any] | None = None
+
+
+class DeadLetterView(View):
+    received: datetime
+    topic: str
+    reason: str
+    detail: str
+    size: int
+    device: str = ""
+
+
+class CommandView(View):
+    """A command the centre signed and sent; ``seq`` identifies it in the device's acknowledgement."""
+
+    device: str
+    seq: int
+    action: str
+    value: float
+    issued_by: str
+    issued_at: datetime
+    status: Literal["sent", "acknowledged", "refused", "expired"] = "sent"
+
+
+Pushed = StateView | AlarmView
+Listener = Callable[[Pushed], None]
+
+
+class Centre(Protocol):
+    """What the control centre offers the API. Every method is called from a worker thread, never the
+    event loop, so implementations may block briefly (a historian query) and must be thread-safe."""
+
+    def network(self) -> NetworkView: ...
+
+    def devices(self, site: str | None, kind: str | None) -> list[DeviceView]: ...
+
+    def state(self) -> StateView | None: ...
+
+    def history(
+        self, device: str, quantity: str, start: datetime, end: datetime, every: timedelta | None
+    ) -> SeriesView:
+        """Readings with ``start <= t < end``; bucketed mean/min/max when ``every`` is given."""
+        ...
+
+    def substation_history(self, start: datetime, end: datetime, every: timedelta) -> SeriesView:
+        """Substation active power (kW) in buckets of ``every``."""
+        ...
+
+    def alarms(self, active_only: bool) -> list[AlarmView]: ...
+
+    def acknowledge(self, alarm_id: str, user: str) -> AlarmView: ...
+
+    def events(self, since: datetime | None, kind: str | None, limit: int) -> list[EventView]: ...
+
+    def counters(self) -> dict[str, int]:
+        """Ingest and service counters, e.g. ``accepted``, ``rejected.bad-signature``, ``duplicates``."""
+        ...
+
+    def dead_letters(self, limit: int, reason: str | None) -> list[DeadLetterView]: ...
+
+    def command(self, device: str, action: str, value: float, user: str) -> CommandView:
+        """Sign and send; raise :class:`CommandRefused` with the reason when the centre will not."""
+        ...
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` (from any thread, quickly) with every new state and every alarm change;
+        returns a function that unsubscribes."""
+        ...

@@ -1,0 +1,287 @@
+"""An in-memory Centre for the API and dashboard tests: a small drawn grid, a few alarms, recorded calls.
+
+Shared by ``tests/api`` and ``tests/web`` (imported as ``api.centre_double``; ``tests/`` is on the path
+because ``tests/conftest.py`` lives there).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from gridmesh.api.ports import (
+    AlarmView,
+    BranchView,
+    BusView,
+    CommandRefused,
+    CommandView,
+    DeadLetterView,
+    DeviceView,
+    EstimatorInfo,
+    EventView,
+    Listener,
+    NetworkView,
+    NotFound,
+    Pushed,
+    SeriesView,
+    SiteSummary,
+    SiteView,
+    StateView,
+)
+
+T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+FEEDER_LENGTH = 6
+
+
+def sample_network() -> NetworkView:
+    """A 20 kV substation bus feeding two 0.4 kV microgrids, each a radial feeder of six buses."""
+    buses = [BusView(id="MV", x=0.0, y=0.0, vn_kv=20.0, site=None)]
+    branches: list[BranchView] = []
+    for feeder, y, site in (("A", 1.0, "mg-a"), ("B", -1.0, "mg-b")):
+        for i in range(FEEDER_LENGTH):
+            buses.append(BusView(id=f"{feeder}{i}", x=1.0 + i, y=y + 0.15 * (i % 2), vn_kv=0.4, site=site))
+        branches.append(BranchView(id=f"T-{feeder}", kind="transformer", from_bus="MV", to_bus=f"{feeder}0"))
+        for i in range(1, FEEDER_LENGTH):
+            branches.append(
+                BranchView(id=f"L-{feeder}{i}", kind="line", from_bus=f"{feeder}{i - 1}", to_bus=f"{feeder}{i}")
+            )
+    sites = [
+        SiteView(id="mg-a", name="Hofweiler", level=1, pcc="S-A"),
+        SiteView(id="mg-b", name="Lindenhof", level=1, pcc="S-B"),
+    ]
+    return NetworkView(name="two-feeder test grid", buses=buses, branches=branches, sites=sites)
+
+
+def sample_state(time: datetime = T0, *, import_a_kw: float = 42.5, substation_p_kw: float = 180.0) -> StateView:
+    """Feeder A sags to 0.93 pu (heavy load), feeder B rises to 1.07 pu (PV); bus B3 is unobservable."""
+    v: list[float | None] = [1.0]
+    v += [1.0 - 0.014 * i for i in range(FEEDER_LENGTH)]
+    v += [None if i == 3 else 1.0 + 0.014 * i for i in range(FEEDER_LENGTH)]
+    loading: list[float | None] = [64.0, 112.0, 95.0, 70.0, 40.0, 15.0, 55.0, 30.0, 20.0, 12.0, 8.0, 3.0]
+    return StateView(
+        time=time,
+        v_pu=v,
+        loading_pct=loading,
+        substation_p_kw=substation_p_kw,
+        substation_q_kvar=35.0,
+        sites=[
+            SiteSummary(site="mg-a", import_kw=import_a_kw, soc_pct=63.0, renewable_share_pct=18.0, islanded=False),
+            SiteSummary(site="mg-b", import_kw=-27.0, soc_pct=None, renewable_share_pct=100.0, islanded=True),
+        ],
+        estimator=EstimatorInfo(observable=True, j=12.3, threshold=31.4, suspects=[], cycle_ms=4.2),
+    )
+
+
+def sample_alarms() -> list[AlarmView]:
+    return [
+        AlarmView(
+            id="al-1",
+            kind="overload",
+            severity="critical",
+            source="L-A1",
+            message="line L-A1 loaded 112 % (limit 100 %)",
+            raised=T0 - timedelta(minutes=5),
+            value=112.0,
+        ),
+        AlarmView(
+            id="al-2",
+            kind="under-voltage",
+            severity="warning",
+            source="A5",
+            message="bus A5 at 0.930 pu (limit 0.94 pu)",
+            raised=T0 - timedelta(minutes=3),
+            value=0.93,
+        ),
+        AlarmView(
+            id="al-3",
+            kind="offline",
+            severity="info",
+            source="meter-A3",
+            message="meter-A3 offline (last will)",
+            raised=T0 - timedelta(minutes=1),
+        ),
+    ]
+
+
+def sample_devices() -> list[DeviceView]:
+    return [
+        DeviceView(
+            id="substation-grid",
+            kind="substation",
+            element="grid",
+            bus="MV",
+            site="grid",
+            online=True,
+            last_seen=T0,
+            reports=["TotW", "TotVAr", "PhV", "Hz"],
+        ),
+        DeviceView(
+            id="meter-A3",
+            kind="meter",
+            element="A3",
+            bus="A3",
+            site="mg-a",
+            online=False,
+            last_seen=T0 - timedelta(minutes=1),
+            reports=["TotW", "TotVAr", "PhV"],
+        ),
+        DeviceView(
+            id="battery-A2",
+            kind="battery",
+            element="A2",
+            bus="A2",
+            site="mg-a",
+            online=True,
+            last_seen=T0,
+            controllable=True,
+            reports=["TotW", "TotVAr", "PhV", "SocPct", "WSpt"],
+        ),
+        DeviceView(
+            id="inverter-B4",
+            kind="inverter",
+            element="B4",
+            bus="B4",
+            site="mg-b",
+            online=True,
+            last_seen=T0,
+            controllable=True,
+            reports=["TotW", "TotVAr", "PhV"],
+        ),
+    ]
+
+
+def ramp(
+    start: datetime, end: datetime, step: timedelta, first: float, slope_per_step: float
+) -> tuple[list[datetime], list[float]]:
+    """Points ``first + k * slope`` at ``start + k * step`` for every k with the time before ``end``."""
+    times: list[datetime] = []
+    values: list[float] = []
+    t, k = start, 0
+    while t < end:
+        times.append(t)
+        values.append(first + k * slope_per_step)
+        t, k = t + step, k + 1
+    return times, values
+
+
+@dataclass
+class FakeCentre:
+    """Implements :class:`gridmesh.api.ports.Centre` in memory and records what the API asked of it."""
+
+    net: NetworkView = field(default_factory=sample_network)
+    current: StateView | None = field(default_factory=sample_state)
+    alarm_list: list[AlarmView] = field(default_factory=sample_alarms)
+    device_list: list[DeviceView] = field(default_factory=sample_devices)
+    acknowledged: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[tuple[str, str, float, str]] = field(default_factory=list)
+    history_calls: list[tuple[str, str, datetime, datetime, timedelta | None]] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    acknowledged_event: threading.Event = field(default_factory=threading.Event)
+
+    def network(self) -> NetworkView:
+        return self.net
+
+    def devices(self, site: str | None, kind: str | None) -> list[DeviceView]:
+        return [d for d in self.device_list if site in (None, d.site) and kind in (None, d.kind)]
+
+    def state(self) -> StateView | None:
+        return self.current
+
+    def history(
+        self, device: str, quantity: str, start: datetime, end: datetime, every: timedelta | None
+    ) -> SeriesView:
+        if device not in {d.id for d in self.device_list}:
+            raise NotFound(f"no device {device!r}", "list the devices with GET /api/v1/devices")
+        self.history_calls.append((device, quantity, start, end, every))
+        times, values = ramp(start, end, every or timedelta(minutes=1), 1000.0, 10.0)
+        if every is None:
+            return SeriesView(device=device, quantity=quantity, unit="W", every_s=None, t=times, value=values)
+        return SeriesView(
+            device=device,
+            quantity=quantity,
+            unit="W",
+            every_s=every.total_seconds(),
+            t=times,
+            value=values,
+            min=[v - 50.0 for v in values],
+            max=[v + 50.0 for v in values],
+        )
+
+    def substation_history(self, start: datetime, end: datetime, every: timedelta) -> SeriesView:
+        times, values = ramp(start, end, every, 150.0, 0.5)
+        return SeriesView(
+            device="substation-grid",
+            quantity="TotW",
+            unit="kW",
+            every_s=every.total_seconds(),
+            t=times,
+            value=values,
+            min=values,
+            max=values,
+        )
+
+    def alarms(self, active_only: bool) -> list[AlarmView]:
+        return [a for a in self.alarm_list if a.active or not active_only]
+
+    def acknowledge(self, alarm_id: str, user: str) -> AlarmView:
+        for i, alarm in enumerate(self.alarm_list):
+            if alarm.id == alarm_id:
+                done = alarm.model_copy(update={"acknowledged_by": user, "acknowledged_at": T0})
+                self.alarm_list[i] = done
+                self.acknowledged.append((alarm_id, user))
+                self.acknowledged_event.set()
+                return done
+        raise NotFound(f"no alarm {alarm_id!r}", "list the alarms with GET /api/v1/alarms")
+
+    def events(self, since: datetime | None, kind: str | None, limit: int) -> list[EventView]:
+        events = [
+            EventView(
+                ts=T0 - timedelta(minutes=5),
+                kind="alarm-raised",
+                source="L-A1",
+                message="overload",
+                severity="critical",
+            ),
+            EventView(ts=T0 - timedelta(minutes=1), kind="device-offline", source="meter-A3", message="last will"),
+        ]
+        return [e for e in events if (since is None or e.ts >= since) and kind in (None, e.kind)][:limit]
+
+    def counters(self) -> dict[str, int]:
+        return {"accepted": 123456, "duplicates": 17, "rejected.bad-signature": 3, "rejected.out-of-range": 1}
+
+    def dead_letters(self, limit: int, reason: str | None) -> list[DeadLetterView]:
+        letter = DeadLetterView(
+            received=T0,
+            topic="gridmesh/v1/mg-a/meter-A1/telemetry",
+            reason="bad-signature",
+            detail="signature does not verify",
+            size=312,
+            device="meter-A1",
+        )
+        return [letter][:limit] if reason in (None, letter.reason) else []
+
+    def command(self, device: str, action: str, value: float, user: str) -> CommandView:
+        spec = next((d for d in self.device_list if d.id == device), None)
+        if spec is None:
+            raise NotFound(f"no device {device!r}", "list the devices with GET /api/v1/devices")
+        if not spec.controllable:
+            raise CommandRefused(
+                f"{device} is not controllable", "send commands to batteries, inverters, EVSE, switches"
+            )
+        self.commands.append((device, action, value, user))
+        return CommandView(
+            device=device, seq=len(self.commands), action=action, value=value, issued_by=user, issued_at=T0
+        )
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def push(self, message: Pushed) -> None:
+        """What the centre's threads do on every new state or alarm change."""
+        if isinstance(message, StateView):
+            self.current = message
+        for listener in list(self.listeners):
+            listener(message)

@@ -1,0 +1,303 @@
+"""The REST API and WebSocket against a fake centre: auth on every endpoint, roles, JSON errors, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from api.centre_double import T0, FakeCentre, sample_alarms, sample_state
+from gridmesh.api import Hub
+from gridmesh.api.stream import QUEUE_SIZE, TRY_AGAIN_LATER
+from gridmesh.security.tokens import Principal, Role, TokenStore
+
+EXPECTED_PATHS = {
+    "/api/v1/network",
+    "/api/v1/devices",
+    "/api/v1/state",
+    "/api/v1/history",
+    "/api/v1/substation/history",
+    "/api/v1/alarms",
+    "/api/v1/alarms/{alarm_id}/acknowledge",
+    "/api/v1/events",
+    "/api/v1/counters",
+    "/api/v1/dead-letters",
+    "/api/v1/devices/{device_id}/commands",
+    "/api/v1/whoami",
+    "/api/v1/tokens",
+    "/api/v1/tokens/{token_id}",
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api_routes(client: TestClient) -> list[tuple[str, str]]:
+    """Every (method, concrete path) the OpenAPI document lists, path parameters filled with a placeholder."""
+    routes = []
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        concrete = path.replace("{alarm_id}", "al-1").replace("{device_id}", "battery-A2")
+        concrete = concrete.replace("{token_id}", "x")
+        routes.extend((method.upper(), concrete) for method in operations)
+    return routes
+
+
+def test_every_endpoint_needs_a_token(client: TestClient) -> None:
+    routes = api_routes(client)
+    assert {path for _, path in routes} >= {"/api/v1/network", "/api/v1/state", "/api/v1/tokens"}
+    assert len(routes) == len(EXPECTED_PATHS) + 1  # /tokens has GET and POST
+    for method, path in routes:
+        for headers in ({}, bearer("gm_not-a-real-token"), {"Authorization": "Basic dXNlcjpwYXNz"}):
+            response = client.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+            body = response.json()
+            assert body["error"] in {"missing bearer token", "invalid or revoked token"}
+            assert "gridmesh token create" in body["fix"]
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_viewer_reads_everything(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    network = client.get("/api/v1/network", headers=h).json()
+    assert [b["id"] for b in network["buses"]][:3] == ["MV", "A0", "A1"]
+    assert network["branches"][0] == {"id": "T-A", "kind": "transformer", "from_bus": "MV", "to_bus": "A0"}
+    state = client.get("/api/v1/state", headers=h).json()
+    assert len(state["v_pu"]) == len(network["buses"]) and state["v_pu"][10] is None
+    assert state["sites"][1] == {
+        "site": "mg-b",
+        "import_kw": -27.0,
+        "soc_pct": None,
+        "renewable_share_pct": 100.0,
+        "islanded": True,
+    }
+    assert [d["id"] for d in client.get("/api/v1/devices?site=mg-a", headers=h).json()] == ["meter-A3", "battery-A2"]
+    assert [d["id"] for d in client.get("/api/v1/devices?kind=inverter", headers=h).json()] == ["inverter-B4"]
+    alarms = client.get("/api/v1/alarms", headers=h).json()
+    assert [a["id"] for a in alarms] == ["al-1", "al-2", "al-3"] and all(a["active"] for a in alarms)
+    assert client.get("/api/v1/counters", headers=h).json()["rejected.bad-signature"] == 3
+    assert client.get("/api/v1/dead-letters?reason=replay", headers=h).json() == []
+    assert client.get("/api/v1/dead-letters", headers=h).json()[0]["reason"] == "bad-signature"
+    events = client.get("/api/v1/events", params={"kind": "device-offline"}, headers=h).json()
+    assert [e["source"] for e in events] == ["meter-A3"]
+    assert client.get("/api/v1/whoami", headers=h).json()["role"] == "viewer"
+
+
+def test_history_passes_the_window_and_buckets(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    params = {
+        "device": "battery-A2",
+        "quantity": "TotW",
+        "start": "2026-01-15T11:00:00Z",
+        "end": "2026-01-15T13:00:00+01:00",
+        "every": "PT15M",
+    }
+    series = client.get("/api/v1/history", params=params, headers=bearer(tokens[Role.VIEWER])).json()
+    device, quantity, start, end, every = centre.history_calls[-1]
+    assert (device, quantity, every) == ("battery-A2", "TotW", timedelta(minutes=15))
+    assert start == T0 - timedelta(hours=1) and end == T0 - timedelta(hours=0)  # 13:00+01:00 is 12:00Z
+    assert len(series["t"]) == 4 and series["every_s"] == 900.0  # 11:00, 11:15, 11:30, 11:45
+    assert series["value"] == [1000.0, 1010.0, 1020.0, 1030.0] and series["min"][0] == 950.0
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"quantity": "TotW"}, "query.device"),
+        ({"device": "battery-A2", "quantity": "TotW", "start": "2026-01-15T11:00:00"}, "query.start"),
+        ({"device": "battery-A2", "quantity": "TotW", "every": "often"}, "query.every"),
+    ],
+)
+def test_invalid_query_is_a_json_422(
+    client: TestClient, tokens: dict[Role, str], params: dict[str, str], where: str
+) -> None:
+    response = client.get("/api/v1/history", params=params, headers=bearer(tokens[Role.VIEWER]))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"].startswith(f"invalid request: {where}")
+    assert where in [p["where"] for p in body["problems"]] and body["fix"]
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"quantity": "Watts"}, "unknown quantity 'Watts'"),
+        ({"start": "2026-01-15T12:00:00Z", "end": "2026-01-15T11:00:00Z"}, "is not before end"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-15T00:00:00Z", "every": "PT1S"}, "1209600 buckets"),
+    ],
+)
+def test_domain_validation_is_a_json_422(
+    client: TestClient, tokens: dict[Role, str], params: dict[str, str], error: str
+) -> None:
+    query = {"device": "battery-A2", "quantity": "TotW", **params}
+    response = client.get("/api/v1/history", params=query, headers=bearer(tokens[Role.VIEWER]))
+    assert response.status_code == 422
+    assert error in response.json()["error"] and response.json()["fix"]
+
+
+def test_unknown_device_is_a_json_404(client: TestClient, tokens: dict[Role, str]) -> None:
+    response = client.get(
+        "/api/v1/history", params={"device": "nope", "quantity": "TotW"}, headers=bearer(tokens[Role.VIEWER])
+    )
+    assert response.status_code == 404
+    assert response.json() == {"error": "no device 'nope'", "fix": "list the devices with GET /api/v1/devices"}
+
+
+def test_no_state_yet_is_503_with_a_fix(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    centre.current = None
+    response = client.get("/api/v1/state", headers=bearer(tokens[Role.VIEWER]))
+    assert response.status_code == 503 and "retry" in response.json()["fix"]
+
+
+def test_viewer_may_not_acknowledge_or_command(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    for response in (
+        client.post("/api/v1/alarms/al-1/acknowledge", headers=h),
+        client.post("/api/v1/devices/battery-A2/commands", json={"action": "set-power", "value": 1e3}, headers=h),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"] == "this needs the operator role; token 'test-viewer' has viewer"
+        assert "--role operator" in response.json()["fix"]
+    assert centre.acknowledged == [] and centre.commands == []
+
+
+def test_operator_acknowledges(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    response = client.post("/api/v1/alarms/al-2/acknowledge", headers=bearer(tokens[Role.OPERATOR]))
+    assert response.status_code == 200
+    assert response.json()["acknowledged_by"] == "test-operator"
+    assert centre.acknowledged == [("al-2", "test-operator")]
+    missing = client.post("/api/v1/alarms/al-9/acknowledge", headers=bearer(tokens[Role.OPERATOR]))
+    assert missing.status_code == 404 and missing.json()["error"] == "no alarm 'al-9'"
+
+
+def test_commands(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    h = bearer(tokens[Role.OPERATOR])
+    sent = client.post("/api/v1/devices/battery-A2/commands", json={"action": "set-power", "value": -5000}, headers=h)
+    assert sent.status_code == 202 and sent.json()["status"] == "sent"
+    assert centre.commands == [("battery-A2", "set-power", -5000.0, "test-operator")]
+    refused = client.post("/api/v1/devices/meter-A3/commands", json={"action": "open"}, headers=h)
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "meter-A3 is not controllable"
+    for body in ({"action": "set-power"}, {"action": "open", "value": 1.0}, {"action": "explode"}):
+        bad = client.post("/api/v1/devices/battery-A2/commands", json=body, headers=h)
+        assert bad.status_code == 422 and bad.json()["problems"], body
+    assert len(centre.commands) == 1
+
+
+def test_token_administration(client: TestClient, tokens: dict[Role, str], store: TokenStore) -> None:
+    admin = bearer(tokens[Role.ADMIN])
+    assert client.get("/api/v1/tokens", headers=bearer(tokens[Role.OPERATOR])).status_code == 403
+    created = client.post("/api/v1/tokens", json={"role": "viewer", "name": "wallboard"}, headers=admin)
+    assert created.status_code == 201
+    new = created.json()
+    assert new["token"].startswith("gm_") and new["role"] == "viewer"
+    assert client.get("/api/v1/whoami", headers=bearer(new["token"])).json()["name"] == "wallboard"
+    listed = client.get("/api/v1/tokens", headers=admin).json()
+    assert {t["name"] for t in listed} == {"test-viewer", "test-operator", "test-admin", "wallboard"}
+    assert all(set(t) == {"id", "name", "role", "created", "revoked"} for t in listed)
+    revoked = client.delete(f"/api/v1/tokens/{new['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    assert client.get("/api/v1/whoami", headers=bearer(new["token"])).status_code == 401
+    assert client.delete("/api/v1/tokens/nope", headers=admin).status_code == 404
+    blank = client.post("/api/v1/tokens", json={"role": "root", "name": " "}, headers=admin)
+    assert blank.status_code == 422 and {p["where"] for p in blank.json()["problems"]} == {"body.role", "body.name"}
+
+
+def test_openapi_and_docs(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == EXPECTED_PATHS
+    assert spec["components"]["securitySchemes"]["token"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API token (`gm_…`) from `gridmesh token create`",
+    }
+    assert spec["paths"]["/api/v1/network"]["get"]["security"] == [{"token": []}]
+    assert "StateView" in spec["components"]["schemas"]
+    assert "swagger-ui" in client.get("/docs").text
+
+
+def test_dashboard_page_loads_without_a_token_and_unknown_paths_are_json(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<canvas id="network"' in page.text
+    missing = client.get("/api/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["fix"].startswith("check the path")
+
+
+def test_websocket_pushes_state_and_alarms(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    with client.websocket_connect(f"/api/v1/stream?token={tokens[Role.VIEWER]}") as ws:
+        assert ws.receive_json() == {"type": "hello", "data": {"role": "viewer", "user": "test-viewer"}}
+        centre.push(sample_state(T0 + timedelta(seconds=1), import_a_kw=-3.0))
+        first = ws.receive_json()
+        assert first["type"] == "state" and first["data"]["sites"][0]["import_kw"] == -3.0
+        alarm = sample_alarms()[0].model_copy(update={"cleared": T0})
+        pusher = threading.Thread(target=centre.push, args=(alarm,))  # the centre pushes from its own threads
+        pusher.start()
+        pusher.join()
+        second = ws.receive_json()
+        assert second["type"] == "alarm"
+        assert second["data"]["id"] == "al-1" and second["data"]["active"] is False
+
+
+def test_websocket_sends_the_latest_state_on_connect(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre
+) -> None:
+    centre.push(sample_state(T0 + timedelta(seconds=7)))
+    with client.websocket_connect("/api/v1/stream") as ws:
+        ws.send_json({"token": tokens[Role.OPERATOR]})  # first-message auth keeps the token out of the URL
+        assert ws.receive_json()["data"]["role"] == "operator"
+        assert ws.receive_json()["data"]["time"] == "2026-01-15T12:00:07Z"
+
+
+@pytest.mark.parametrize("url", ["/api/v1/stream?token=gm_wrong", "/api/v1/stream"])
+def test_websocket_refuses_bad_tokens(client: TestClient, url: str) -> None:
+    with client.websocket_connect(url) as ws:
+        if "token=" not in url:
+            ws.send_json({"token": "gm_wrong"})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 4401 and "token" in closed.value.reason
+
+
+class StalledSocket:
+    """A WebSocket whose peer never reads: every send after the hello blocks."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+        self.application_state = WebSocketState.CONNECTED
+        self._never = asyncio.Event()
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+        if len(self.sent) > 1:
+            await self._never.wait()
+
+    async def receive(self) -> dict[str, Any]:
+        await self._never.wait()
+        return {"type": "websocket.disconnect"}
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.closed = (code, reason or "")
+
+
+def test_a_slow_client_is_dropped_without_blocking_the_others() -> None:
+    async def scenario() -> tuple[StalledSocket, Hub]:
+        hub = Hub()
+        hub.bind(asyncio.get_running_loop())
+        slow = StalledSocket()
+        serving = asyncio.create_task(hub.serve(slow, Principal("t1", "slow", Role.VIEWER)))  # type: ignore[arg-type]
+        while hub.clients == 0:
+            await asyncio.sleep(0)
+        for i in range(QUEUE_SIZE + 2):  # one in flight, QUEUE_SIZE queued, one too many
+            hub.publish("alarm", {"n": i})
+        await asyncio.wait_for(serving, 5)
+        return slow, hub
+
+    slow, hub = asyncio.run(scenario())
+    assert slow.closed == (TRY_AGAIN_LATER, "client too slow; reconnect")
+    assert hub.dropped_clients == 1 and hub.clients == 0
