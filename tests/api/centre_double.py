@@ -87,7 +87,7 @@ def sample_alarms() -> list[AlarmView]:
         ),
         AlarmView(
             id="al-2",
-            kind="under-voltage",
+            kind="voltage-low",
             severity="warning",
             source="A5",
             message="bus A5 at 0.930 pu (limit 0.94 pu)",
@@ -96,10 +96,10 @@ def sample_alarms() -> list[AlarmView]:
         ),
         AlarmView(
             id="al-3",
-            kind="offline",
-            severity="info",
+            kind="stale-device",
+            severity="major",
             source="meter-A3",
-            message="meter-A3 offline (last will)",
+            message="meter-A3 silent for 45 min (3 reporting periods)",
             raised=T0 - timedelta(minutes=1),
         ),
     ]

@@ -16,36 +16,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from gridmesh.errors import GridmeshError
+from gridmesh.errors import CentreError, CommandRefused, NotFound, NotReady
 
-
-class CentreError(GridmeshError):
-    """An error the centre reports to an API caller; ``fix`` says what to do next."""
-
-    status = 400
-
-    def __init__(self, message: str, fix: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.fix = fix
-
-
-class NotFound(CentreError):
-    """An unknown device, alarm or quantity."""
-
-    status = 404
-
-
-class CommandRefused(CentreError):
-    """The centre would not send a command (device offline, not controllable, out of its limits...)."""
-
-    status = 409
-
-
-class NotReady(CentreError):
-    """Nothing to show yet, e.g. no state estimated before the first telemetry cycle."""
-
-    status = 503
+__all__ = ["CentreError", "CommandRefused", "NotFound", "NotReady"]
 
 
 class View(BaseModel):
@@ -142,8 +115,8 @@ class SeriesView(View):
 
 class AlarmView(View):
     id: str
-    kind: str = Field(description="e.g. over-voltage, under-voltage, overload, offline, bad-data, last-gasp")
-    severity: Literal["info", "warning", "critical"]
+    kind: str = Field(description="voltage-low, voltage-high, overload, frequency, stale-device, outage, bad-data")
+    severity: Literal["warning", "major", "critical"]
     source: str = Field(description="bus, branch or device id")
     message: str
     raised: datetime

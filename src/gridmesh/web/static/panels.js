@@ -2,7 +2,7 @@
 
 import { escapeHtml } from "./network.js";
 
-const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+const SEVERITY_ORDER = { critical: 0, major: 1, warning: 2 };
 const MAX_ALARM_ROWS = 200;
 
 function bar(kind, label, pct) {
