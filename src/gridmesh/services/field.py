@@ -113,6 +113,11 @@ def _utc_ns(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000
 
 
+def gateway_will(ts_ns: int) -> tuple[str, bytes]:
+    """The field gateway's last will (topic, payload): every device behind it offline."""
+    return GATEWAY_STATE_TOPIC, msgspec.json.encode(_State(GATEWAY, False, ts_ns, "connection lost"))
+
+
 class FieldSimulator:
     """Plays the scenario's devices on ``bus``; :meth:`start`/:meth:`stop` live, :meth:`step` for tests."""
 
@@ -188,7 +193,7 @@ class FieldSimulator:
     # -- lifecycle -----------------------------------------------------------------------------------
     def will(self) -> tuple[str, bytes]:
         """The gateway's last will (topic, payload) for the MQTT adapter: every device behind it offline."""
-        return GATEWAY_STATE_TOPIC, msgspec.json.encode(_State(GATEWAY, False, self._start_ns, "connection lost"))
+        return gateway_will(self._start_ns)
 
     def start(self) -> None:
         """Announce the devices online and tick in a background thread until :meth:`stop`."""

@@ -7,9 +7,10 @@ Wire format (JSON, UTF-8)::
      "alg": "ed25519", "sig": "<base64 signature>"}
 
 The signature covers :func:`canonical_bytes`: the same JSON with ``sig`` set to the empty string, keys in
-the order above, no whitespace, floats in shortest round-trip form (what msgspec, JavaScript and Python's
-``repr`` all write). A device in any language can produce it; the centre re-encodes the decoded envelope
-to verify, so key order or spacing in what was sent does not matter.
+the order above, no whitespace, and every float field written as msgspec writes it (shortest round trip,
+always with a fraction or exponent: ``1520.0``, ``1e16``; ``docs/telemetry.md`` gives the exact rule for
+devices in other languages). The centre re-encodes the decoded envelope to verify, so key order or
+spacing in what was sent does not matter.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ TOPIC_ROOT = "gridmesh/v1"
 CHANNELS = ("telemetry", "event", "command", "ack", "state")
 
 
-class Reading(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Reading(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """One measured value: quantity (IEC 61850 name), phase, value in SI units, quality."""
 
     q: str
