@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 NS_PER_S = 1_000_000_000
 
@@ -19,6 +20,14 @@ NS_PER_S = 1_000_000_000
 def midnight_utc_ns(now_ns: int | None = None) -> int:
     now = now_ns if now_ns is not None else time.time_ns()
     return now - now % (86_400 * NS_PER_S)
+
+
+class Clock(Protocol):
+    """What the centre needs of a clock (tests substitute one that follows a stepped simulator)."""
+
+    def now_ns(self) -> int: ...
+
+    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ class FieldSimulator:
         speed: float = 1.0,
         start: datetime | None = None,
         periods: Mapping[DeviceKind, float] | None = None,
-        noise: float = 0.005,
+        noise: float = 0.002,
         seed: int = 7,
         clock: Callable[[], float] = time.monotonic,
         data_dir: Path | None = None,

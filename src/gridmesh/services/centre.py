@@ -1,0 +1,386 @@
+"""The control centre: ingest → historian, live image → state estimation → alarms → API and dashboard.
+
+Threads: the bus delivers telemetry batches to the ingest (which commits to the historian before the
+batch is acknowledged) and hands accepted readings to the live image; one estimator thread runs the
+cycle every ``cycle_s`` wall seconds: measurements from the image (pseudo-measurements from profiles for
+what is missing), weighted-least-squares state estimation, alarms on the *estimated* state, and a push of
+state and alarm changes to API listeners (the WebSocket hub). Switch positions reported by the field
+change the topology the estimator uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from gridmesh.api.ports import (
+    AlarmView,
+    CommandView,
+    DeadLetterView,
+    DeviceView,
+    EstimatorInfo,
+    EventView,
+    Listener,
+    NetworkView,
+    SeriesView,
+    SiteSummary,
+    StateView,
+)
+from gridmesh.errors import NotFound
+from gridmesh.model.kinds import SiteLevel
+from gridmesh.model.scenario import Scenario
+from gridmesh.model.sites import resolve_sites
+from gridmesh.physics.estimation import Estimate, StateEstimator
+from gridmesh.security.keys import CentreKeyring
+from gridmesh.services.alarms import AlarmChange, AlarmEngine, AlarmSettings, ObservedState
+from gridmesh.services.bus import Bus
+from gridmesh.services.centre_views import alarm_view, dead_letter_views, event_views, network_view, rounded, utc
+from gridmesh.services.clock import Clock, SimClock
+from gridmesh.services.commands import CommandService
+from gridmesh.services.field import DEFAULT_PERIODS
+from gridmesh.services.historian.base import Historian, ReadingRows, StoredEvent
+from gridmesh.services.historian.retention import RetentionPolicy, RetentionSchedule
+from gridmesh.services.ingest import Ingest
+from gridmesh.services.live_image import LiveImage
+from gridmesh.services.measurements import TelemetryMeasurements
+from gridmesh.sim.profiles_at import ProfilesAt
+from gridmesh.sim.site_flows import pcc_reading
+from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
+from gridmesh.telemetry.envelope import Event
+from gridmesh.telemetry.quantities import POS_OPEN, QUANTITIES
+
+log = logging.getLogger(__name__)
+NS_PER_S = 1_000_000_000
+SUBSCRIPTIONS = ("gridmesh/v1/+/+/telemetry", "gridmesh/v1/+/+/event")
+
+
+@dataclass(frozen=True)
+class CentreSettings:
+    cycle_s: float = 5.0
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    retention: RetentionPolicy | None = field(default_factory=lambda: RetentionPolicy(keep=timedelta(days=90)))
+
+
+class ControlCentre:
+    """Implements the API's :class:`~gridmesh.api.ports.Centre` over the live services."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        historian: Historian,
+        bus: Bus,
+        keyring: CentreKeyring,
+        *,
+        clock: Clock | None = None,
+        settings: CentreSettings | None = None,
+    ) -> None:
+        self.scenario, self.historian, self.bus = scenario, historian, bus
+        self.net = scenario.network
+        self.clock: Clock = clock or SimClock()
+        self.settings = settings or CentreSettings()
+        self.catalogue = catalogue_of(self.net)
+        self.sites = resolve_sites(self.net)
+        self.image = LiveImage(self.catalogue)
+        self._network_view = network_view(self.net, self.sites)
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        # Last gasps group into one outage per sub-network (a SimBench zone is one LV feeder area).
+        area = {b.id: b.zone or b.id for b in self.net.buses.values()}
+        self.alarm_engine = AlarmEngine(self.settings.alarms, on_change=self._alarm_changes, outage_area=area)
+        self.alarm_engine.restore(self._stored_alarm_events())
+        self.ingest = Ingest(
+            self.catalogue, keyring, historian, clock=self.clock.now_ns, on_accept=self._accepted, on_event=self._event
+        )
+        self.commands = CommandService(
+            self.net, self.catalogue, keyring, bus, clock=self.clock.now_ns, on_event=historian.write_events
+        )
+        profiles = ProfilesAt(self.net, scenario.profiles)
+        self.measurements = TelemetryMeasurements(self.net, profiles, DEFAULT_PERIODS)
+        self._masks = self._site_masks()
+        self._switch_closed = {s.id: s.is_closed for s in self.net.switches.values()}
+        self._estimator = StateEstimator(self.net)
+        self._periods = {d.id: DEFAULT_PERIODS[d.kind] for d in self.catalogue.devices.values()}
+        self._retention = RetentionSchedule(self.settings.retention) if self.settings.retention else None
+        self._state: StateView | None = None
+        self._estimate: Estimate | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.cycles = 0
+        self.cycle_ms: list[float] = []
+        for pattern in SUBSCRIPTIONS:
+            bus.subscribe(pattern, self.ingest.handle)
+        bus.subscribe("gridmesh/v1/+/+/ack", self.commands.handle_acks)
+
+    # -- live data ------------------------------------------------------------------------------------
+    def _accepted(self, rows: ReadingRows) -> None:
+        self.image.update(rows)
+
+    def _event(self, event: Event) -> None:
+        spec = self.catalogue.devices.get(event.device)
+        if spec is None:
+            return
+        if event.kind == "last-gasp":
+            self.alarm_engine.last_gasp(event.device, spec.bus, event.ts)
+        elif event.kind == "power-restored":
+            self.alarm_engine.restored(event.device, event.ts)
+
+    def _alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
+        self.historian.write_events([c.to_event() for c in changes])
+        for change in changes:
+            self._push(alarm_view(change.alarm))
+
+    def _stored_alarm_events(self) -> list[StoredEvent]:
+        frame = self.historian.events(kind="alarm", limit=100_000)
+        return [
+            StoredEvent(int(r["ts"].value), r["kind"], r["source"], r["message"], r["severity"], r["data"])
+            for r in frame.iloc[::-1].to_dict("records")
+        ]
+
+    def _push(self, view: StateView | AlarmView) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:
+                log.exception("a state listener failed")
+
+    # -- the cycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="centre-cycle", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.cycle()
+            except Exception:
+                log.exception("centre cycle failed; the next cycle retries")
+            self._stop.wait(max(0.0, self.settings.cycle_s - (time.monotonic() - started)))
+
+    def _topology(self) -> None:
+        """Rebuild the estimator when reported switch positions differ from the model's."""
+        positions = self.image.series(DeviceKind.SWITCH, "Pos")
+        known = np.isfinite(positions.value)
+        reported = {
+            el: bool(v != POS_OPEN)
+            for el, v in zip(np.array(positions.elements)[known], positions.value[known], strict=True)
+        }
+        changed = {s: c for s, c in reported.items() if self._switch_closed.get(s) != c}
+        if not changed:
+            return
+        self._switch_closed.update(changed)
+        switches = [
+            sw.model_copy(update={"closed": self._switch_closed[sw.id]}) for sw in self.net.switches.values()
+        ]
+        self._estimator = StateEstimator(self.net.with_elements(switches))
+
+    def cycle(self) -> StateView:
+        """One estimation cycle; returns (and pushes) the new state."""
+        started = time.perf_counter()
+        now_ns = self.clock.now_ns()
+        self._topology()
+        measurements = self.measurements.build(self.image, utc(now_ns).replace(tzinfo=None), now_ns)
+        estimate = self._estimator.estimate(measurements)
+        cycle_ms = (time.perf_counter() - started) * 1e3
+        state = self._state_view(estimate, now_ns, cycle_ms)
+        with self._lock:
+            self._state, self._estimate = state, estimate
+            self.cycles += 1
+            self.cycle_ms = [*self.cycle_ms[-999:], cycle_ms]
+        self.alarm_engine.evaluate(now_ns, self._observed(estimate))
+        self._push(state)
+        if self._retention is not None:
+            self._retention.run_if_due(self.historian, utc(now_ns))
+        return state
+
+    def _observed(self, estimate: Estimate) -> ObservedState:
+        freq = self.image.series(DeviceKind.SUBSTATION, "Hz")
+        index = estimate.index
+        return ObservedState(
+            bus_ids=index.buses,
+            v_pu=estimate.v_pu if estimate.observable else np.full(len(index.buses), np.nan),
+            branch_ids=(*index.lines, *index.transformers),
+            loading=np.concatenate([estimate.line_loading, estimate.trafo_loading]),
+            frequency_hz={d: float(v) for d, v in zip(freq.devices, freq.value, strict=True) if np.isfinite(v)},
+            last_seen_ns=self.ingest.last_seen(),
+            expected_period_s=self._periods,
+            suspects=[(s.element, s.quantity, s.normalised_residual) for s in estimate.suspects],
+        )
+
+    def _state_view(self, estimate: Estimate, now_ns: int, cycle_ms: float) -> StateView:
+        index = estimate.index
+        v = estimate.v_pu if estimate.observable else np.full(len(index.buses), np.nan)
+        loading = np.concatenate([estimate.line_loading, estimate.trafo_loading]) * 100.0
+        return StateView(
+            time=utc(now_ns),
+            v_pu=rounded(v, 4),
+            loading_pct=rounded(loading, 1),
+            substation_p_kw=float(np.nansum(estimate.grid_p_kw)),
+            substation_q_kvar=float(np.nansum(estimate.grid_q_kvar)),
+            sites=self._site_summaries(estimate),
+            estimator=EstimatorInfo(
+                observable=estimate.observable,
+                j=float(estimate.objective),
+                threshold=float(estimate.chi2_threshold),
+                suspects=[s.element for s in estimate.suspects],
+                cycle_ms=round(cycle_ms, 1),
+            ),
+        )
+
+    def _site_masks(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per microgrid: battery energy (0 outside) in image order, and generator / load membership masks."""
+        soc = self.image.series(DeviceKind.BATTERY, "SocPct").elements
+        gen = self.image.series(DeviceKind.INVERTER, "TotW").elements
+        use = self.image.series(DeviceKind.METER, "TotW").elements
+        out = {}
+        for site, members in self.sites.items():
+            if members.level is SiteLevel.MICROGRID:
+                bats, gens, loads = (members.elements[t] for t in ("batteries", "generators", "loads"))
+                e = np.array([self.net.batteries[b].e_kwh if b in bats else 0.0 for b in soc])
+                out[site] = (e, np.array([g in gens for g in gen], bool), np.array([u in loads for u in use], bool))
+        return out
+
+    def _site_summaries(self, estimate: Estimate) -> list[SiteSummary]:
+        soc = self.image.series(DeviceKind.BATTERY, "SocPct").value
+        gen = self.image.series(DeviceKind.INVERTER, "TotW").value
+        use = self.image.series(DeviceKind.METER, "TotW").value
+        switch_pos = self.image.series(DeviceKind.SWITCH, "Pos")
+        pos = dict(zip(switch_pos.elements, switch_pos.value.tolist(), strict=True))
+        out = []
+        for site, (e, g, u) in self._masks.items():
+            pcc = self.net.sites[site].pcc or ""
+            reading = pcc_reading(self.net, estimate.index, pcc, self.sites[site].buses)
+            flows = getattr(estimate, reading.array, None)
+            import_kw = float(reading.sign * flows[reading.column]) if flows is not None else 0.0
+            has = (e > 0) & np.isfinite(soc)
+            soc_pct = float(np.sum(soc[has] * e[has]) / np.sum(e[has])) if has.any() else None
+            produced, consumed = float(np.nansum(gen[g])), float(np.nansum(use[u]))
+            share = min(100.0, 100.0 * produced / consumed) if consumed > 0 else None
+            out.append(
+                SiteSummary(
+                    site=site,
+                    import_kw=round(import_kw, 1) if np.isfinite(import_kw) else 0.0,
+                    soc_pct=None if soc_pct is None else round(soc_pct, 1),
+                    renewable_share_pct=None if share is None else round(share, 1),
+                    islanded=pos.get(pcc) == POS_OPEN,
+                )
+            )
+        return out
+
+    # -- the API port ---------------------------------------------------------------------------------
+    def network(self) -> NetworkView:
+        return self._network_view
+
+    def devices(self, site: str | None, kind: str | None) -> list[DeviceView]:
+        seen = self.ingest.last_seen()
+        now = self.clock.now_ns()
+        return [
+            DeviceView(
+                id=d.id,
+                kind=d.kind.value,
+                element=d.element,
+                bus=d.bus,
+                site=d.site,
+                online=d.id in seen and now - seen[d.id] < 3 * self._periods[d.id] * NS_PER_S,
+                last_seen=utc(seen[d.id]) if d.id in seen else None,
+                controllable=d.controllable,
+                reports=list(d.reports),
+            )
+            for d in self.catalogue.devices.values()
+            if (site is None or d.site == site) and (kind is None or d.kind.value == kind)
+        ]
+
+    def state(self) -> StateView | None:
+        with self._lock:
+            return self._state
+
+    def history(
+        self, device: str, quantity: str, start: datetime, end: datetime, every: timedelta | None
+    ) -> SeriesView:
+        if device not in self.catalogue.devices:
+            raise NotFound(f"unknown device {device!r}", "list devices with GET /api/v1/devices")
+        if quantity not in QUANTITIES:
+            raise NotFound(f"unknown quantity {quantity!r}", f"use one of {', '.join(QUANTITIES)}")
+        unit = QUANTITIES[quantity].unit
+        if every is None:
+            raw = self.historian.history(start=start, end=end, device=device, quantity=quantity)
+            raw = raw[raw["phase"] == ""]
+            t, values = list(raw["ts"]), raw["value"].tolist()
+            return SeriesView(device=device, quantity=quantity, unit=unit, every_s=None, t=t, value=values)
+        b = self.historian.buckets(start=start, end=end, every=every, device=device, quantity=quantity)
+        b = b[b["phase"] == ""]
+        return SeriesView(
+            device=device,
+            quantity=quantity,
+            unit=unit,
+            every_s=every.total_seconds(),
+            t=list(b["bucket"]),
+            value=b["mean"].tolist(),
+            min=b["min"].tolist(),
+            max=b["max"].tolist(),
+        )
+
+    def substation_history(self, start: datetime, end: datetime, every: timedelta) -> SeriesView:
+        substation = next(d.id for d in self.catalogue.devices.values() if d.kind is DeviceKind.SUBSTATION)
+        series = self.history(substation, "TotW", start, end, every)
+        kw = 1e-3
+        return series.model_copy(
+            update={
+                "unit": "kW",
+                "value": [v * kw for v in series.value],
+                "min": [v * kw for v in series.min or []],
+                "max": [v * kw for v in series.max or []],
+            }
+        )
+
+    def alarms(self, active_only: bool) -> list[AlarmView]:
+        chosen = self.alarm_engine.active() if active_only else self.alarm_engine.all(limit=500)
+        return [alarm_view(a) for a in chosen]
+
+    def acknowledge(self, alarm_id: str, user: str) -> AlarmView:
+        try:
+            return alarm_view(self.alarm_engine.acknowledge(alarm_id, user, self.clock.now_ns()))
+        except KeyError as exc:
+            raise NotFound(f"unknown alarm {alarm_id!r}", "list alarms with GET /api/v1/alarms") from exc
+
+    def events(self, since: datetime | None, kind: str | None, limit: int) -> list[EventView]:
+        return event_views(self.historian.events(since=since, kind=kind, limit=limit))
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            cycles = self.cycles
+        return {**self.ingest.counters.snapshot(), "estimator.cycles": cycles}
+
+    def dead_letters(self, limit: int, reason: str | None) -> list[DeadLetterView]:
+        return dead_letter_views(self.historian.dead_letters(limit=limit, reason=reason))
+
+    def command(self, device: str, action: str, value: float, user: str) -> CommandView:
+        record = self.commands.send(device, action, value, user=user)
+        return CommandView(
+            device=record.device,
+            seq=record.seq,
+            action=record.action,
+            value=record.value,
+            issued_by=record.user,
+            issued_at=utc(record.sent_ns),
+        )
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe

@@ -1,0 +1,117 @@
+"""Conversions from the centre's internal records to the API's views (pure functions).
+
+Kept apart from :mod:`gridmesh.services.centre` so the wiring reads as wiring; everything here is a
+straight mapping with rounding (the live state goes to every browser every cycle, so it is kept small).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridmesh.api.ports import (
+    AlarmView,
+    BranchView,
+    BusView,
+    DeadLetterView,
+    EventView,
+    NetworkView,
+    SiteView,
+)
+from gridmesh.model.kinds import SiteLevel
+from gridmesh.model.network import Network
+from gridmesh.model.sites import SiteMembers
+from gridmesh.services.alarms import Alarm
+
+NS_PER_S = 1_000_000_000
+
+
+def utc(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC)
+
+
+def network_view(network: Network, sites: Mapping[str, SiteMembers]) -> NetworkView:
+    site_of_bus = {b: s for s, m in sites.items() if m.level is SiteLevel.MICROGRID for b in m.buses}
+    return NetworkView(
+        name=network.name,
+        buses=[
+            BusView(id=b.id, x=b.x, y=b.y, vn_kv=b.vn_kv, site=site_of_bus.get(b.id)) for b in network.buses.values()
+        ],
+        branches=[
+            *(BranchView(id=x.id, kind="line", from_bus=x.from_bus, to_bus=x.to_bus) for x in network.lines.values()),
+            *(
+                BranchView(id=t.id, kind="transformer", from_bus=t.hv_bus, to_bus=t.lv_bus)
+                for t in network.transformers.values()
+            ),
+        ],
+        sites=[
+            SiteView(id=s.id, name=s.name or s.id, level=int(s.level), pcc=s.pcc) for s in network.sites.values()
+        ],
+    )
+
+
+def rounded(values: np.ndarray, digits: int) -> list[float | None]:
+    """JSON-ready list: NaN → None, rounded (a demo state is 11,000 numbers per push)."""
+    out: list[float | None] = [None if math.isnan(v) else v for v in np.round(values, digits).tolist()]
+    return out
+
+
+_SEVERITY = {"warning": "warning", "major": "major", "critical": "critical"}
+
+
+def alarm_view(alarm: Alarm) -> AlarmView:
+    return AlarmView(
+        id=alarm.id,
+        kind=str(alarm.kind),
+        severity=_SEVERITY.get(str(alarm.severity), "warning"),
+        source=alarm.source,
+        message=alarm.message,
+        raised=utc(alarm.raised_ns),
+        cleared=utc(alarm.cleared_ns) if alarm.cleared_ns is not None else None,
+        value=alarm.value,
+        acknowledged_by=alarm.acked_by,
+        acknowledged_at=utc(alarm.acked_ns) if alarm.acked_ns is not None else None,
+    )
+
+
+def event_views(frame: pd.DataFrame) -> list[EventView]:
+    return [
+        EventView(
+            ts=row["ts"],
+            kind=row["kind"],
+            source=row["source"],
+            message=row["message"],
+            severity=row.get("severity", "info"),
+            data=_data(row.get("data")),
+        )
+        for row in frame.to_dict("records")
+    ]
+
+
+def _data(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, dict) else {"value": parsed}
+    return None
+
+
+def dead_letter_views(frame: pd.DataFrame) -> list[DeadLetterView]:
+    return [
+        DeadLetterView(
+            received=row["received"],
+            topic=row["topic"],
+            reason=row["reason"],
+            detail=row["detail"],
+            size=int(row["size"]),
+            device=row.get("device") or "",
+        )
+        for row in frame.to_dict("records")
+    ]
