@@ -16,7 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gridmesh.cli import forecast as forecast_cli
+from gridmesh.cli import keys as keys_cli
+from gridmesh.cli import live as live_cli
 from gridmesh.cli import scenario as scenario_cli
+from gridmesh.cli import token as token_cli
 from gridmesh.cli.console import console, errors
 from gridmesh.control.controller import Controller, NoControl
 from gridmesh.control.mpc import ModelPredictiveControl
@@ -34,6 +37,11 @@ from gridmesh.sim.study import run_study
 app = typer.Typer(help="gridmesh — operate and simulate distributed smart grids.", no_args_is_help=True)
 app.add_typer(scenario_cli.app, name="scenario")
 app.add_typer(forecast_cli.app, name="forecast")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(token_cli.app, name="token")
+app.command(name="run")(live_cli.run)
+app.command(name="centre")(live_cli.centre)
+app.command(name="field")(live_cli.field)
 
 
 class ControllerName(StrEnum):

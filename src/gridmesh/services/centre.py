@@ -215,7 +215,9 @@ class ControlCentre:
             frequency_hz={d: float(v) for d, v in zip(freq.devices, freq.value, strict=True) if np.isfinite(v)},
             last_seen_ns=self.ingest.last_seen(),
             expected_period_s=self._periods,
-            suspects=[(s.element, s.quantity, s.normalised_residual) for s in estimate.suspects],
+            # Largest normalised residual: only the first suspect is the identified bad datum; the others
+            # are often its smearing onto neighbours and clear once it is removed.
+            suspects=[(s.element, s.quantity, s.normalised_residual) for s in estimate.suspects[:1]],
         )
 
     def _state_view(self, estimate: Estimate, now_ns: int, cycle_ms: float) -> StateView:
@@ -233,7 +235,7 @@ class ControlCentre:
                 observable=estimate.observable,
                 j=float(estimate.objective),
                 threshold=float(estimate.chi2_threshold),
-                suspects=[s.element for s in estimate.suspects],
+                suspects=[s.element for s in estimate.suspects[:1]],
                 cycle_ms=round(cycle_ms, 1),
             ),
         )

@@ -4,6 +4,11 @@ Fresh device readings become measurements with the devices' accuracy; every appl
 reported recently gets a pseudo-measurement from its profile at the present instant, with a large
 variance, so that the network stays observable while real readings dominate wherever they exist.
 A reading counts as fresh for 2.5 reporting periods of its device kind.
+
+Readings arrive asynchronously (a smart meter every 15 minutes, a transformer monitor every minute), so
+one cycle fits values of different ages to one instant. An old reading is a worse estimate of *now*:
+its standard deviation grows with its age (``AGE_DRIFT_PER_H`` of the value, ``AGE_DRIFT_V_PU_PER_H`` for
+voltages), which keeps the chi-square test honest instead of flagging the grid's own movement as bad data.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from gridmesh.telemetry.catalogue import DeviceKind
 from gridmesh.units import W_PER_KW
 
 NS_PER_S = 1_000_000_000
+NS_PER_H = 3600 * NS_PER_S
 FRESH_PERIODS = 2.5
+AGE_DRIFT_PER_H = 0.3  # relative change of a load or infeed an hour-old reading may have missed
+AGE_DRIFT_V_PU_PER_H = 0.01
 DEFAULT_ACCURACY = Accuracy()
 
 # Where each kind's TotW/TotVAr enter the estimator (see physics.measurement_set for signs).
@@ -68,6 +76,7 @@ class TelemetryMeasurements:
     def build(self, image: LiveImage, now: datetime, now_ns: int) -> MeasurementSet:
         buses: list[np.ndarray] = []
         v_pu: list[np.ndarray] = []
+        v_sigma: list[np.ndarray] = []
         powers: list[PowerMeasurements] = []
         measured: list[np.ndarray] = []
         acc = self.accuracy
@@ -82,7 +91,8 @@ class TelemetryMeasurements:
             else:
                 q = image.series(kind, "TotVAr")
                 q_kvar = np.where(np.isfinite(q.value[ok]), q.value[ok], 0.0) / W_PER_KW
-            sigma = np.hypot(p_kw, q_kvar) * acc.power_fraction + acc.power_floor_kw
+            age_h = (now_ns - p.ts_ns[ok]) / NS_PER_H
+            sigma = np.hypot(p_kw, q_kvar) * (acc.power_fraction + AGE_DRIFT_PER_H * age_h) + acc.power_floor_kw
             elements = np.array(p.elements, dtype=str)[ok]
             powers.append(
                 PowerMeasurements(
@@ -105,6 +115,7 @@ class TelemetryMeasurements:
             vn = np.array([self._vn_kv[b] for b in bus], dtype=np.float64)
             buses.append(bus)
             v_pu.append(v_pu_from_phase_volts(v.value[ok], vn))
+            v_sigma.append(acc.v_pu + AGE_DRIFT_V_PU_PER_H * (now_ns - v.ts_ns[ok]) / NS_PER_H)
         base = self.profiles.values(now)
         zeros_ev, zeros_bat = np.zeros(self._n_ev), np.zeros(self._n_bat)
         pseudo = pseudo_measurements(
@@ -115,9 +126,8 @@ class TelemetryMeasurements:
         )
         bus_all = np.concatenate(buses) if buses else np.zeros(0, dtype=str)
         v_all = np.concatenate(v_pu) if v_pu else np.zeros(0)
-        voltages = VoltageMeasurements(
-            bus_all, v_all, np.full(len(v_all), acc.v_pu), np.zeros(len(v_all), dtype=bool)
-        )
+        sigma_all = np.concatenate(v_sigma) if v_sigma else np.zeros(0)
+        voltages = VoltageMeasurements(bus_all, v_all, sigma_all, np.zeros(len(v_all), dtype=bool))
         total = pseudo
         for block in powers:
             total = block + total

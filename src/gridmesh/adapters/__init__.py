@@ -1,0 +1,1 @@
+"""Protocol adapters: one folder per protocol (MQTT first), each hiding its library behind gridmesh's contracts."""
