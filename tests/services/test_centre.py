@@ -179,3 +179,14 @@ def test_a_restarted_centre_keeps_alarms_and_stores_nothing_twice(
         assert again.historian.count() == stored
     finally:
         again.close()
+
+
+def test_the_gateway_will_takes_its_devices_offline(rig: Rig) -> None:
+    rig.step()
+    assert all(d.online for d in rig.centre.devices(None, "battery"))
+    will_topic, will = rig.field.will()
+    rig.bus.publish(will_topic, will, retain=True)
+    assert rig.bus.drain()
+    assert not any(d.online for d in rig.centre.devices(None, None))
+    logged = rig.centre.events(since=None, kind="presence", limit=10)
+    assert [e.source for e in logged] == ["field-gateway"] and "connection lost" in logged[0].message

@@ -29,6 +29,10 @@ Port = Annotated[int, typer.Option("--port", help="port of the API and dashboard
 Historian = Annotated[
     str | None, typer.Option("--historian", help="postgresql://… or a DuckDB file (default <data>/historian.duckdb)")
 ]
+Keys = Annotated[
+    Path | None,
+    typer.Option("--keys", help="folder of the keyrings from `gridmesh keys provision` (default <data>/keys)"),
+]
 Cycle = Annotated[float, typer.Option("--cycle", min=0.2, help="state-estimation cycle, wall seconds")]
 
 
@@ -60,6 +64,7 @@ def run(
     historian: Historian = None,
     cycle: Cycle = 5.0,
     mqtt: Annotated[str | None, typer.Option("--mqtt", help="run over this broker instead of in-process")] = None,
+    keys: Keys = None,
 ) -> None:
     """The whole platform in one process: centre, dashboard, historian and field simulator; no server needed."""
     loaded = scenario_cli.load(scenario)
@@ -68,10 +73,10 @@ def run(
     bus: Bus = InProcessBus() if mqtt is None else mqtt_bus(mqtt, client_id="gridmesh-run", data=data)
     with console.status("starting the centre and the field simulator …"):
         centre, store = start_centre(
-            loaded, data, bus, clock=clock, historian_url=historian, settings=CentreSettings(cycle_s=cycle)
+            loaded, data, bus, clock=clock, historian_url=historian, settings=CentreSettings(cycle_s=cycle), keys=keys
         )
         platform = Platform(bus, store, centre)
-        platform.field = start_field(loaded, data, bus, clock=clock)
+        platform.field = start_field(loaded, data, bus, clock=clock, keys=keys)
     console.print(f"{len(centre.catalogue):,} devices of {loaded.network.name} playing at ×{speed:g}")
     _serve(platform, centre, data, host, port)
 
@@ -85,13 +90,15 @@ def centre(
     port: Port = 8000,
     historian: Historian = None,
     cycle: Cycle = 5.0,
+    keys: Keys = None,
 ) -> None:
     """The control centre alone, fed by field devices through an MQTT broker."""
     loaded = scenario_cli.load(scenario)
     data.mkdir(parents=True, exist_ok=True)
     bus = mqtt_bus(mqtt, client_id="gridmesh-centre", data=data)
+    settings = CentreSettings(cycle_s=cycle)
     the_centre, store = start_centre(
-        loaded, data, bus, clock=SimClock(speed=speed), historian_url=historian, settings=CentreSettings(cycle_s=cycle)
+        loaded, data, bus, clock=SimClock(speed=speed), historian_url=historian, settings=settings, keys=keys
     )
     _serve(Platform(bus, store, the_centre), the_centre, data, host, port)
 
@@ -101,13 +108,14 @@ def field(
     mqtt: Annotated[str, typer.Option("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883")],
     data: Data = Path("gridmesh-data"),
     speed: Speed = 1.0,
+    keys: Keys = None,
 ) -> None:
     """The field simulator alone: the scenario's devices publish to an MQTT broker and obey commands."""
     loaded = scenario_cli.load(scenario)
     data.mkdir(parents=True, exist_ok=True)
     clock = SimClock(speed=speed)
     bus = mqtt_bus(mqtt, client_id="gridmesh-field", data=data, will=gateway_will(clock.now_ns()))
-    simulator = start_field(loaded, data, bus, clock=clock)
+    simulator = start_field(loaded, data, bus, clock=clock, keys=keys)
     platform = Platform(bus, field=simulator)
     console.print(f"field simulator: {len(simulator.catalogue):,} devices → {mqtt} at ×{speed:g}; Ctrl-C stops")
     stop = threading.Event()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
 import numpy as np
 
 from gridmesh.api.ports import (
@@ -39,11 +40,11 @@ from gridmesh.model.sites import resolve_sites
 from gridmesh.physics.estimation import Estimate, StateEstimator
 from gridmesh.security.keys import CentreKeyring
 from gridmesh.services.alarms import AlarmChange, AlarmEngine, AlarmSettings, ObservedState
-from gridmesh.services.bus import Bus
+from gridmesh.services.bus import Bus, Message
 from gridmesh.services.centre_views import alarm_view, dead_letter_views, event_views, network_view, rounded, utc
 from gridmesh.services.clock import Clock, SimClock
 from gridmesh.services.commands import CommandService
-from gridmesh.services.field import DEFAULT_PERIODS
+from gridmesh.services.field import DEFAULT_PERIODS, GATEWAY
 from gridmesh.services.historian.base import Historian, ReadingRows, StoredEvent
 from gridmesh.services.historian.retention import RetentionPolicy, RetentionSchedule
 from gridmesh.services.ingest import Ingest
@@ -52,7 +53,7 @@ from gridmesh.services.measurements import TelemetryMeasurements
 from gridmesh.sim.profiles_at import ProfilesAt
 from gridmesh.sim.site_flows import pcc_reading
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
-from gridmesh.telemetry.envelope import Event
+from gridmesh.telemetry.envelope import Event, Presence
 from gridmesh.telemetry.quantities import POS_OPEN, QUANTITIES
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class ControlCentre:
         for pattern in SUBSCRIPTIONS:
             bus.subscribe(pattern, self.ingest.handle)
         bus.subscribe("gridmesh/v1/+/+/ack", self.commands.handle_acks)
+        self._presence: dict[str, Presence] = {}
+        self._presence_decoder = msgspec.json.Decoder(Presence)
+        bus.subscribe("gridmesh/v1/+/+/state", self._presence_changed)
 
     # -- live data ------------------------------------------------------------------------------------
     def _accepted(self, rows: ReadingRows) -> None:
@@ -129,6 +133,31 @@ class ControlCentre:
             self.alarm_engine.last_gasp(event.device, spec.bus, event.ts)
         elif event.kind == "power-restored":
             self.alarm_engine.restored(event.device, event.ts)
+
+    def _presence_changed(self, batch: Sequence[Message]) -> None:
+        """Retained online flags and last wills; an offline transition goes to the event log."""
+        events = []
+        for message in batch:
+            try:
+                presence = self._presence_decoder.decode(message.payload)
+            except msgspec.DecodeError:
+                continue
+            before = self._presence.get(presence.device)
+            self._presence[presence.device] = presence
+            went_offline = not presence.online and (before is None or before.online)
+            came_back = presence.online and before is not None and not before.online
+            if went_offline or came_back:
+                state = "online" if presence.online else f"offline ({presence.reason or 'no reason given'})"
+                events.append(StoredEvent(presence.ts, "presence", presence.device, f"{presence.device} {state}"))
+        if events:
+            self.historian.write_events(events)
+
+    def _online(self, device: str, seen: dict[str, int], now: int) -> bool:
+        """Recent data, and neither the device nor its gateway has said (or willed) it is offline."""
+        gateway = self._presence.get(GATEWAY)
+        flag = self._presence.get(device)
+        recent = device in seen and now - seen[device] < 3 * self._periods[device] * NS_PER_S
+        return recent and (flag is None or flag.online) and (gateway is None or gateway.online)
 
     def _alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
         self.historian.write_events([c.to_event() for c in changes])
@@ -294,7 +323,7 @@ class ControlCentre:
                 element=d.element,
                 bus=d.bus,
                 site=d.site,
-                online=d.id in seen and now - seen[d.id] < 3 * self._periods[d.id] * NS_PER_S,
+                online=self._online(d.id, seen, now),
                 last_seen=utc(seen[d.id]) if d.id in seen else None,
                 controllable=d.controllable,
                 reports=list(d.reports),

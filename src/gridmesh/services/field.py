@@ -55,7 +55,18 @@ from gridmesh.services.field_grid import BoolArray, FieldGrid, GridState
 from gridmesh.services.field_readings import KindTable, kind_tables
 from gridmesh.services.field_seq import SeqStore
 from gridmesh.telemetry.catalogue import GRID_SITE, DeviceKind, catalogue_of
-from gridmesh.telemetry.envelope import TOPIC_ROOT, Ack, Command, Envelope, Event, Reading, encode, parse_topic, topic
+from gridmesh.telemetry.envelope import (
+    TOPIC_ROOT,
+    Ack,
+    Command,
+    Envelope,
+    Event,
+    Presence,
+    Reading,
+    encode,
+    parse_topic,
+    topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +84,6 @@ DEFAULT_PERIODS: Mapping[DeviceKind, float] = {
 TICK_S = 0.2  # wall seconds between ticks of the background thread
 NS_PER_S = 1_000_000_000
 M = TypeVar("M", Envelope, Event, Ack)
-
-
-class _State(msgspec.Struct, omit_defaults=True):
-    device: str
-    online: bool
-    ts: int
-    reason: str = ""
 
 
 @dataclass
@@ -115,7 +119,7 @@ def _utc_ns(when: datetime) -> int:
 
 def gateway_will(ts_ns: int) -> tuple[str, bytes]:
     """The field gateway's last will (topic, payload): every device behind it offline."""
-    return GATEWAY_STATE_TOPIC, msgspec.json.encode(_State(GATEWAY, False, ts_ns, "connection lost"))
+    return GATEWAY_STATE_TOPIC, msgspec.json.encode(Presence(GATEWAY, False, ts_ns, "connection lost"))
 
 
 class FieldSimulator:
@@ -215,7 +219,7 @@ class FieldSimulator:
             if self._announced:
                 self.bus.publish(
                     GATEWAY_STATE_TOPIC,
-                    msgspec.json.encode(_State(GATEWAY, False, self.now_ns(), "stopped")),
+                    msgspec.json.encode(Presence(GATEWAY, False, self.now_ns(), "stopped")),
                     retain=True,
                 )
                 self._announced = False
@@ -350,7 +354,7 @@ class FieldSimulator:
     # -- online state --------------------------------------------------------------------------------
     def _state(self, row: int, *, online: bool, ts: int, reason: str = "") -> None:
         device = self._secrets[row].device
-        payload = msgspec.json.encode(_State(device, online, ts, reason))
+        payload = msgspec.json.encode(Presence(device, online, ts, reason))
         self.bus.publish(self._topics[row]["state"], payload, retain=True)
 
     def _announce(self) -> None:
@@ -358,7 +362,7 @@ class FieldSimulator:
         if self._announced:
             return
         ts = self.now_ns()
-        self.bus.publish(GATEWAY_STATE_TOPIC, msgspec.json.encode(_State(GATEWAY, True, ts)), retain=True)
+        self.bus.publish(GATEWAY_STATE_TOPIC, msgspec.json.encode(Presence(GATEWAY, True, ts)), retain=True)
         meters = self.tables.get(DeviceKind.METER)
         dark = set(meters.rows[self._dark].tolist()) if meters is not None else set()
         for row in range(len(self._secrets)):

@@ -24,11 +24,15 @@ from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 HMAC_KINDS = frozenset({DeviceKind.METER})  # constrained devices sign with a per-device HMAC key
 
 
-def keyrings(data: Path, scenario: Scenario) -> tuple[FieldKeyring, CentreKeyring]:
-    """The scenario's device keys under ``<data>/keys`` (provisioned on first start)."""
+def keyrings(data: Path, scenario: Scenario, keys: Path | None = None) -> tuple[FieldKeyring, CentreKeyring]:
+    """The scenario's device keys in ``keys`` (default ``<data>/keys``), provisioned on first start.
+
+    Separate machines share the keyrings that ``gridmesh keys provision`` wrote: the field side needs
+    ``field-keys.json``, the centre ``centre-keys.json``.
+    """
     catalogue = catalogue_of(scenario.network)
     hmac = [d.id for d in catalogue.devices.values() if d.kind in HMAC_KINDS]
-    folder = data / "keys"
+    folder = keys or data / "keys"
     folder.mkdir(parents=True, exist_ok=True)
     return ensure_keyrings(folder, catalogue.devices, hmac_devices=hmac)
 
@@ -67,16 +71,19 @@ def start_centre(
     clock: SimClock,
     historian_url: str | None = None,
     settings: CentreSettings | None = None,
+    keys: Path | None = None,
 ) -> tuple[ControlCentre, Historian]:
     historian = open_historian(historian_url or data / "historian.duckdb")
-    _, centre_ring = keyrings(data, scenario)
+    _, centre_ring = keyrings(data, scenario, keys)
     centre = ControlCentre(scenario, historian, bus, centre_ring, clock=clock, settings=settings)
     centre.start()
     return centre, historian
 
 
-def start_field(scenario: Scenario, data: Path, bus: Bus, *, clock: SimClock) -> FieldSimulator:
-    field_ring, _ = keyrings(data, scenario)
+def start_field(
+    scenario: Scenario, data: Path, bus: Bus, *, clock: SimClock, keys: Path | None = None
+) -> FieldSimulator:
+    field_ring, _ = keyrings(data, scenario, keys)
     start = clock.now().replace(tzinfo=None)
     simulator = FieldSimulator(scenario, bus, field_ring, speed=clock.speed, start=start, data_dir=data)
     simulator.start()

@@ -89,6 +89,19 @@ class Ack(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sig: str = ""
 
 
+class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Retained online/offline flag on the ``state`` channel, and a connection's last will.
+
+    Unsigned on purpose: a last will is published by the broker, not the device, and presence only
+    changes what the dashboard shows as online, never stored data or control.
+    """
+
+    device: str
+    online: bool
+    ts: int
+    reason: str = ""
+
+
 Signed = Envelope | Event | Command | Ack
 
 _encoder = msgspec.json.Encoder()
