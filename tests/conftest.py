@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
 import pandapower as pp
 import pytest
 import simbench as sb
+
+from support.brokers import PrivateBroker
 
 
 @cache
@@ -50,3 +52,14 @@ def small_scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("scenario") / "small.yaml"
     path.write_text(SMALL_MICROGRID)
     return path
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A Mosquitto of the test's own (persistence on), which the test may stop and restart."""
+    directory = tmp_path / "broker"
+    directory.mkdir()
+    broker = PrivateBroker(directory)
+    broker.start()
+    yield broker
+    broker.stop()

@@ -48,8 +48,13 @@ def _serve(platform: Platform, centre: ControlCentre, data: Path, host: str, por
         lines.append("token              create one with `gridmesh token create --role operator --name me`")
     console.print(Panel("\n".join(lines), title="gridmesh control centre", expand=False))
     server = uvicorn.Server(uvicorn.Config(create_app(centre, tokens), host=host, port=port, log_level="warning"))
+    # uvicorn shuts the server down on SIGINT/SIGTERM, then re-raises the signal to the handler that was
+    # there before; a no-op one lets the platform stop in order (field, bus, centre, historian) and exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         console.print("stopping: field, bus, centre, historian …")
         platform.stop()

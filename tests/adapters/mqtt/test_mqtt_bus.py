@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_BROKER, wait_for
 from gridmesh.adapters.mqtt import MqttBus, MqttBusError
 from gridmesh.services.bus import Bus, Message
+from support.brokers import SHARED_BROKER, wait_for
 
 MakeBus = Callable[..., MqttBus]
 

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from conftest import PrivateBroker, wait_for
 from gridmesh.adapters.mqtt import MqttBus
 from gridmesh.services.bus import Message
+from support.brokers import PrivateBroker, wait_for
 
 
 class Store:

@@ -1,4 +1,5 @@
-"""Fixtures for the MQTT adapter: a private Mosquitto per test (for tests that stop it) and polling waits."""
+"""A private Mosquitto per test (for tests that stop and restart it) and polling waits; shared by the
+MQTT adapter tests and the distributed platform tests (the fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,13 +83,3 @@ class PrivateBroker:
                 return True
         except OSError:
             return False
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    directory = tmp_path / "broker"
-    directory.mkdir()
-    broker = PrivateBroker(directory)
-    broker.start()
-    yield broker
-    broker.stop()
