@@ -82,6 +82,7 @@ class EstimatorInfo(View):
     """Weighted-least-squares state estimation of the last cycle, with bad-data detection (chi-square test)."""
 
     observable: bool
+    problem: str = Field("", description="why the last estimate failed (what is missing), empty when it worked")
     j: float = Field(description="weighted sum of squared residuals")
     threshold: float = Field(description="chi-square threshold J is compared with")
     suspects: list[str] = Field(default_factory=list, description="devices whose readings look bad")

@@ -262,6 +262,7 @@ class ControlCentre:
             sites=self._site_summaries(estimate),
             estimator=EstimatorInfo(
                 observable=estimate.observable,
+                problem=estimate.observability or estimate.message,
                 j=float(estimate.objective),
                 threshold=float(estimate.chi2_threshold),
                 suspects=[s.element for s in estimate.suspects[:1]],

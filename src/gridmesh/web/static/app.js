@@ -53,6 +53,7 @@ function showState(state) {
   ui.map.setState(state);
   renderSites($("sites"), state.sites, ui.siteNames);
   const time = new Date(state.time);
+  ui.gridTime = time.getTime();
   $("state-time").textContent = `state ${time.toLocaleTimeString([], { hour12: false })}`;
   document.body.dataset.stateTime = state.time;
   const est = state.estimator;
@@ -64,6 +65,7 @@ function showState(state) {
       ? `estimator J ${est.j.toFixed(1)} / ${est.threshold.toFixed(1)} · ${est.cycle_ms.toFixed(1)} ms` +
         (est.suspects.length ? ` · suspect: ${est.suspects.slice(0, 3).join(", ")}` : "")
       : "estimator: not observable";
+    estimator.title = est.problem || "";
   }
   $("substation-now").textContent = `${state.substation_p_kw.toFixed(1)} kW · ${state.substation_q_kvar.toFixed(1)} kvar`;
   appendSubstation(Date.parse(state.time), state.substation_p_kw);
@@ -113,7 +115,7 @@ async function loadDeviceSeries() {
     return;
   }
   const hours = Number($("pick-window").value);
-  const end = new Date();
+  const end = gridNow();
   const start = new Date(end.getTime() - hours * 3600e3);
   const every = Math.max(1, Math.round((hours * 3600) / CHART_POINTS));
   try {
@@ -124,6 +126,11 @@ async function loadDeviceSeries() {
   } catch (e) {
     showError(e);
   }
+}
+
+/** The grid's time: the last state's (an accelerated run is ahead of the wall clock), one second on. */
+function gridNow() {
+  return new Date((ui.gridTime ?? Date.now()) + 1000);
 }
 
 // ----- alarms --------------------------------------------------------------------------------------
@@ -157,9 +164,10 @@ async function start(token) {
   $("network-info").textContent = `${network.buses.length.toLocaleString()} buses · ${network.branches.length.toLocaleString()} branches`;
   ui.map.setNetwork(network);
 
-  const end = new Date();
-  const [state, history, alarms] = await Promise.all([
-    api.get("/api/v1/state").catch((e) => { if (e.status === 503) return null; throw e; }),
+  const state = await api.get("/api/v1/state").catch((e) => { if (e.status === 503) return null; throw e; });
+  if (state) ui.gridTime = Date.parse(state.time);
+  const end = gridNow();
+  const [history, alarms] = await Promise.all([
     api.get("/api/v1/substation/history", {
       start: new Date(end.getTime() - SUBSTATION_WINDOW_MS).toISOString(), end: end.toISOString(), every: "PT1M",
     }),

@@ -29,7 +29,10 @@ export function renderSites(container, summaries, siteNames) {
 }
 
 export function renderCounters(table, counters) {
-  const rows = Object.entries(counters).sort(([a], [b]) => a.localeCompare(b));
+  // Every rejection reason is counted from the start; only the ones that happened are worth a row.
+  const rows = Object.entries(counters)
+    .filter(([k, v]) => !k.startsWith("rejected:") || v > 0)
+    .sort(([a], [b]) => a.localeCompare(b));
   table.tBodies[0].innerHTML = rows.length
     ? rows.map(([k, v]) => `<tr class="${k.startsWith("rejected") && v > 0 ? "bad" : ""}"><td>${escapeHtml(k)}</td><td>${v.toLocaleString()}</td></tr>`).join("")
     : '<tr><td class="muted">no counters yet</td><td></td></tr>';
