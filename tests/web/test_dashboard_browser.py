@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from api.centre_double import FEEDER_LENGTH, T0, FakeCentre, sample_state
 from gridmesh.api import Hub, create_app
+from gridmesh.api.ports import ReadingsView
 from gridmesh.security.tokens import Role, TokenStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -121,6 +122,15 @@ def test_dashboard_live(served: Served, page: Page, tmp_path: Path) -> None:
     expect(hofweiler.locator(".flow")).to_contain_text("12.0 kW")
     expect(hofweiler.locator(".flow")).to_contain_text("export")
     expect(page.locator("#substation-now")).to_contain_text("95.0 kW")
+
+    # a live reading of the charted device extends its chart within one push
+    device, quantity = page.locator("#pick-device").input_value(), page.locator("#pick-quantity").input_value()
+    reading_t = (T0 + timedelta(minutes=2)).timestamp()
+    live = ReadingsView(device=[device], quantity=[quantity], phase=[""], value=[1234.0], t=[reading_t])
+    pusher = threading.Thread(target=served.centre.push, args=(live,))
+    pusher.start()
+    pusher.join()
+    expect(page.locator("#device-chart")).to_have_attribute("data-points", "241", timeout=WAIT_MS)
 
     canvas.hover(position={"x": 5, "y": 5})  # empty corner: no tooltip
     expect(page.locator("#tooltip")).to_be_hidden()

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from gridmesh.api import routes_admin, routes_grid, routes_ops
 from gridmesh.api.auth import websocket_principal
 from gridmesh.api.errors import install_error_handlers
-from gridmesh.api.ports import AlarmView, Centre, Pushed
+from gridmesh.api.ports import AlarmView, Centre, Pushed, ReadingsView
 from gridmesh.api.stream import Hub
 from gridmesh.security.tokens import TokenStore
 from gridmesh.web import STATIC_DIR
@@ -27,7 +27,12 @@ API_VERSION = "1"
 
 def _forward_to(hub: Hub) -> Callable[[Pushed], None]:
     def listener(message: Pushed) -> None:
-        hub.publish("alarm" if isinstance(message, AlarmView) else "state", message)
+        if isinstance(message, AlarmView):
+            hub.publish("alarm", message)
+        elif isinstance(message, ReadingsView):
+            hub.publish("readings", message)
+        else:
+            hub.publish("state", message)
 
     return listener
 
@@ -67,7 +72,7 @@ def create_app(centre: Centre, tokens: TokenStore, *, hub: Hub | None = None) ->
 
     @app.websocket("/api/v1/stream")
     async def stream(websocket: WebSocket) -> None:
-        """Pushed ``state`` and ``alarm`` messages (see :mod:`gridmesh.api.stream`)."""
+        """Pushed ``state``, ``alarm`` and ``readings`` messages (see :mod:`gridmesh.api.stream`)."""
         caller = await websocket_principal(websocket)
         if caller is not None:
             await hub.serve(websocket, caller)

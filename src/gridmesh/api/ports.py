@@ -162,7 +162,18 @@ class CommandView(View):
     status: Literal["sent", "acknowledged", "refused", "expired"] = "sent"
 
 
-Pushed = StateView | AlarmView
+class ReadingsView(View):
+    """The readings accepted since the last push, columnar (the latest per series; at most a few thousand
+    per push — the historian has everything). ``t`` is the device timestamp in Unix seconds."""
+
+    device: list[str]
+    quantity: list[str]
+    phase: list[str]
+    value: list[float]
+    t: list[float]
+
+
+Pushed = StateView | AlarmView | ReadingsView
 Listener = Callable[[Pushed], None]
 
 

@@ -29,6 +29,7 @@ from gridmesh.api.ports import (
     EventView,
     Listener,
     NetworkView,
+    Pushed,
     SeriesView,
     SiteSummary,
     StateView,
@@ -48,6 +49,7 @@ from gridmesh.services.field import DEFAULT_PERIODS, GATEWAY
 from gridmesh.services.historian.base import Historian, ReadingRows, StoredEvent
 from gridmesh.services.historian.retention import RetentionPolicy, RetentionSchedule
 from gridmesh.services.ingest import Ingest
+from gridmesh.services.live_feed import LiveFeed
 from gridmesh.services.live_image import LiveImage
 from gridmesh.services.measurements import TelemetryMeasurements
 from gridmesh.sim.profiles_at import ProfilesAt
@@ -112,6 +114,7 @@ class ControlCentre:
         self._estimate: Estimate | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.feed = LiveFeed(self._push)
         self.cycles = 0
         self.cycle_ms: list[float] = []
         for pattern in SUBSCRIPTIONS:
@@ -124,6 +127,7 @@ class ControlCentre:
     # -- live data ------------------------------------------------------------------------------------
     def _accepted(self, rows: ReadingRows) -> None:
         self.image.update(rows)
+        self.feed.add(rows)
 
     def _event(self, event: Event) -> None:
         spec = self.catalogue.devices.get(event.device)
@@ -171,7 +175,7 @@ class ControlCentre:
             for r in frame.iloc[::-1].to_dict("records")
         ]
 
-    def _push(self, view: StateView | AlarmView) -> None:
+    def _push(self, view: Pushed) -> None:
         for listener in list(self._listeners):
             try:
                 listener(view)
@@ -180,10 +184,12 @@ class ControlCentre:
 
     # -- the cycle ------------------------------------------------------------------------------------
     def start(self) -> None:
+        self.feed.start()
         self._thread = threading.Thread(target=self._run, name="centre-cycle", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        self.feed.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

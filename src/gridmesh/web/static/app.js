@@ -122,7 +122,8 @@ async function loadDeviceSeries() {
     const series = await api.get("/api/v1/history", {
       device, quantity, start: start.toISOString(), end: end.toISOString(), every: `PT${every}S`,
     });
-    drawChart($("device-chart"), series, { unit: `${quantity} [${series.unit}]`, colour: "#0ea5e9" });
+    ui.deviceSeries = { device, quantity, unit: series.unit, t: series.t.map(Date.parse), value: series.value };
+    drawDeviceSeries();
   } catch (e) {
     showError(e);
   }
@@ -131,6 +132,29 @@ async function loadDeviceSeries() {
 /** The grid's time: the last state's (an accelerated run is ahead of the wall clock), one second on. */
 function gridNow() {
   return new Date((ui.gridTime ?? Date.now()) + 1000);
+}
+
+function drawDeviceSeries() {
+  const s = ui.deviceSeries;
+  drawChart($("device-chart"), s, { unit: `${s.quantity} [${s.unit}]`, colour: "#0ea5e9" });
+}
+
+/** Live readings (pushed within tens of ms of arrival): extend the selected device's chart. */
+function showReadings(readings) {
+  const s = ui.deviceSeries;
+  if (!s) return;
+  let added = false;
+  for (let i = 0; i < readings.device.length; i += 1) {
+    if (readings.device[i] === s.device && readings.quantity[i] === s.quantity && readings.phase[i] === "") {
+      const t = readings.t[i] * 1000;
+      if (!s.t.length || t > s.t[s.t.length - 1]) {
+        s.t.push(t);
+        s.value.push(readings.value[i]);
+        added = true;
+      }
+    }
+  }
+  if (added) drawDeviceSeries();
 }
 
 // ----- alarms --------------------------------------------------------------------------------------
@@ -191,6 +215,7 @@ async function start(token) {
     onMessage: (message) => {
       if (message.type === "state") showState(message.data);
       else if (message.type === "alarm") ui.alarms.upsert(message.data);
+      else if (message.type === "readings") showReadings(message.data);
     },
     onStatus: setConnection,
     onRefused: () => { forgetToken(); askForToken("the server refused the token"); },
