@@ -8,6 +8,7 @@ mapping back to gridmesh ids for results.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,3 +190,86 @@ def build_input(network: Network, *, ideal_sources: bool = True) -> tuple[dict[C
         gen_ids=sym_gen["id"].copy(),
     )
     return data, index
+
+
+def short_circuit_input(
+    network: Network, *, voltage_factor: Callable[[float], float], transformer_correction: bool
+) -> tuple[dict[ComponentType, Any], ModelIndex]:
+    """Input for an IEC 60909 short-circuit study (equivalent voltage source at the fault).
+
+    The standard neglects line capacitances, transformer magnetising branches and non-motor loads, so
+    they are removed. It gives an external grid the impedance Z_Q = c·U²/S''_kQ, while power-grid-model
+    takes U²/sk: sk is divided by ``voltage_factor(vn_kv)`` of the grid's bus. ``transformer_correction``
+    multiplies every transformer impedance by K_T = 0.95·c_max / (1 + 0.6·x_T) (IEC 60909-0:2016 §6.3.3,
+    maximum currents; c_max of the LV side, ``voltage_factor`` being c_max then), which power-grid-model
+    does not apply.
+    """
+    data, index = build_input(network, ideal_sources=False)
+    line = data[ComponentType.line]
+    for attr in ("c1", "c0", "tan1", "tan0"):
+        line[attr] = 0.0
+    source = data[ComponentType.source]
+    source["sk"] /= [voltage_factor(network.buses[g.bus].vn_kv) for g in network.external_grids.values()]
+    trafo = data[ComponentType.transformer]
+    trafo["i0"] = trafo["p0"] = 0.0
+    if transformer_correction and len(trafo):
+        ur = trafo["pk"] / trafo["sn"]
+        xt = np.sqrt(np.maximum(trafo["uk"] ** 2 - ur**2, 0.0))
+        c_max = [voltage_factor(network.buses[t.lv_bus].vn_kv) for t in network.transformers.values()]
+        kt = 0.95 * np.array(c_max) / (1.0 + 0.6 * xt)
+        trafo["uk"] *= kt
+        trafo["pk"] *= kt  # scales the resistance by the same factor as the reactance
+    del data[ComponentType.sym_load], data[ComponentType.sym_gen]
+    return data, index
+
+
+@dataclass(frozen=True)
+class LineCuts:
+    """Where :func:`cut_lines` put its nodes: ``nodes[k]`` is the node id of cut k; ``tails`` maps a cut
+    line's row to the row of the segment that now ends at its to-bus (the line's own row keeps its from-end)."""
+
+    nodes: IdArray
+    tails: dict[int, int]
+
+
+def cut_lines(
+    data: dict[ComponentType, Any], cuts: list[tuple[int, float]], first_id: int
+) -> tuple[dict[ComponentType, Any], LineCuts]:
+    """A copy of ``data`` with a node inserted in line row ``row`` at ``fraction`` of its length from the
+    from-bus, for each ``(row, fraction)`` (fractions strictly inside (0, 1)); new ids start at ``first_id``.
+
+    Splitting the series impedance is exact for a short-circuit input (no shunt branch to share out).
+    Several cuts on one line make a chain of segments; equal cuts share one node.
+    """
+    line, node = data[ComponentType.line], data[ComponentType.node]
+    points = sorted(set(cuts))
+    node_id = {point: first_id + k for k, point in enumerate(points)}
+    new_nodes = _array(ComponentType.node, len(points))
+    new_nodes["id"] = list(node_id.values())
+    new_nodes["u_rated"] = [node["u_rated"][line["from_node"][row]] for row, _ in points]  # node id == row
+    by_row: dict[int, list[float]] = {}
+    for row, fraction in points:
+        by_row.setdefault(row, []).append(fraction)
+    head, tail = line.copy(), _array(ComponentType.line, len(points))
+    tails: dict[int, int] = {}
+    k, next_id = 0, first_id + len(points)
+    for row, fractions in by_row.items():
+        chain = [int(line["from_node"][row]), *(node_id[(row, f)] for f in fractions), int(line["to_node"][row])]
+        bounds = [0.0, *fractions, 1.0]
+        for attr in ("r1", "x1", "r0", "x0"):
+            head[attr][row] = line[attr][row] * bounds[1]
+        head["to_node"][row], head["to_status"][row] = chain[1], 1
+        for s in range(1, len(chain) - 1):
+            tail[k] = line[row]
+            tail["id"][k], next_id = next_id, next_id + 1
+            tail["from_node"][k], tail["from_status"][k] = chain[s], 1
+            tail["to_node"][k] = chain[s + 1]
+            tail["to_status"][k] = line["to_status"][row] if s == len(chain) - 2 else 1
+            for attr in ("r1", "x1", "r0", "x0"):
+                tail[attr][k] = line[attr][row] * (bounds[s + 1] - bounds[s])
+            k += 1
+        tails[row] = len(line) + k - 1
+    out = dict(data)
+    out[ComponentType.node] = np.concatenate([node, new_nodes])
+    out[ComponentType.line] = np.concatenate([head, tail])
+    return out, LineCuts(nodes=np.array([node_id[c] for c in cuts], dtype=np.int32), tails=tails)

@@ -190,6 +190,9 @@ class Ingest:
                     events.append((message, screened))
             rows, accepted_envelopes = self._readings(envelopes, staged, now)
             accepted_events = [e for m, e in events if self._is_new(staged, m, e, EVENT, now)]
+            # The live view first: it only displays, so it need not wait for the commit (a batch whose
+            # write fails is redelivered and shown again, harmlessly); the acknowledgement still does.
+            self._notify(rows, [])
             if len(rows):
                 self._historian.write_readings(rows)
             if accepted_events:
@@ -197,7 +200,7 @@ class Ingest:
             if staged.letters:
                 self._historian.write_dead_letters(staged.letters)
             self._commit(staged, accepted_envelopes, rows, accepted_events)
-        self._notify(rows, accepted_events)
+        self._notify(ReadingRows.empty(), accepted_events)
 
     def _screen(self, message: Message, route: tuple[str, str, str], now: int) -> Envelope | Event | Rejection:
         """Everything that can be decided from one message alone."""
@@ -314,7 +317,8 @@ class Ingest:
         self.counters.add(staged.counts)
 
     def _notify(self, rows: ReadingRows, events: list[Event]) -> None:
-        """Hand accepted data to live consumers; their failures are logged, never redelivered."""
+        """Hand accepted data to live consumers (readings before the commit, events after it); their
+        failures are logged, never redelivered."""
         calls: list[Callable[[], None]] = []
         if self._on_accept is not None and len(rows):
             calls.append(partial(self._on_accept, rows))

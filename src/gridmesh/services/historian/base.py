@@ -37,6 +37,11 @@ class ReadingRows:
     def __len__(self) -> int:
         return len(self.device)
 
+    @classmethod
+    def empty(cls) -> ReadingRows:
+        none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return cls([], none_i, none_i, [], [], none_f, [], none_i)
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
