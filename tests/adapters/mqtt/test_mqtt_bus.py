@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gridmesh.adapters.mqtt import MqttBus, MqttBusError
+from gridmesh.adapters.mqtt import bus as mqtt_bus_module
 from gridmesh.services.bus import Bus, Message
 from support.brokers import SHARED_BROKER, wait_for
 
@@ -78,6 +79,21 @@ def test_round_trip_delivers_every_message_in_order(make_bus: MakeBus, root: str
     assert (counts.published, counts.acked, counts.buffered) == (300, 300, 0)
     wait_for(lambda: sub.counters().handled == 300, 10, "handled count")
     assert sub.counters().received == 300
+
+
+def test_a_direct_publisher_waits_for_acks_instead_of_overflowing(
+    make_bus: MakeBus, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mqtt_bus_module, "MAX_UNACKED_DIRECT", 4)  # paho's real bound is 65,535 ids
+    sub, pub = make_bus(), make_bus()
+    got = Collector()
+    sub.subscribe(f"{root}/+/telemetry", got)
+    assert sub.ready(10)
+    for i in range(200):
+        pub.publish(f"{root}/meter-1/telemetry", str(i).encode())
+        assert len(pub._direct) <= 4
+    wait_for(lambda: len(got.payloads) >= 200, 30, "200 messages")
+    assert got.payloads == [str(i).encode() for i in range(200)]
 
 
 def test_handler_gets_batches_of_what_is_queued_up_to_max_batch(make_bus: MakeBus, root: str) -> None:

@@ -59,6 +59,9 @@ MAX_SUBSCRIPTION_ID = 268_435_455  # MQTT v5 variable byte integer limit
 _log = logging.getLogger(__name__)
 
 
+MAX_UNACKED_DIRECT = 20_000  # direct (unbuffered) QoS>0 messages awaiting PUBACK before publish() waits
+
+
 class MqttBusError(GridmeshError):
     """The MQTT client refused an operation (closed bus, invalid topic); the message says what to do."""
 
@@ -260,6 +263,8 @@ class MqttBus:
         return sum(1 for info in list(self._direct) if not info.is_published())
 
     def _publish_direct(self, topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
+        if qos > 0:
+            self._await_room()
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0:
             info.rc = mqtt.MQTT_ERR_SUCCESS  # paho keeps QoS>0 messages and sends them after reconnecting
@@ -270,6 +275,16 @@ class MqttBus:
             while self._direct and self._direct[0].is_published():
                 self._direct.popleft()
         return info
+
+    def _await_room(self) -> None:
+        """Backpressure: block while too many direct messages await their PUBACK. paho numbers in-flight
+        messages with 16-bit ids, so an unbounded producer would collide ids ("message queue full")."""
+        while len(self._direct) >= MAX_UNACKED_DIRECT:
+            oldest = self._direct[0]
+            if not oldest.is_published():
+                oldest.wait_for_publish(timeout=1.0)
+            while self._direct and self._direct[0].is_published():
+                self._direct.popleft()
 
     def _error(self, exc: BaseException) -> None:
         _log.warning("%s: handler failed, batch will be retried: %r", self.client_id, exc)
