@@ -18,6 +18,7 @@ from rich.table import Table
 from gridmesh.cli import forecast as forecast_cli
 from gridmesh.cli import keys as keys_cli
 from gridmesh.cli import live as live_cli
+from gridmesh.cli import reliability as reliability_cli
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli import token as token_cli
 from gridmesh.cli.console import console, errors
@@ -42,6 +43,7 @@ app.add_typer(token_cli.app, name="token")
 app.command(name="run")(live_cli.run)
 app.command(name="centre")(live_cli.centre)
 app.command(name="field")(live_cli.field)
+app.command(name="reliability")(reliability_cli.reliability)
 
 
 class ControllerName(StrEnum):
