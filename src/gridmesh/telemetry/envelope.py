@@ -89,6 +89,28 @@ class Ack(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sig: str = ""
 
 
+class FaultOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Simulation control from the centre to the field simulator's gateway: put a fault into the twin
+    (``inject``) or take it out after repair (``repair``). Signed by the centre like a :class:`Command`;
+    a real grid never receives one. ``fault_id`` names the fault in events and in the repair order.
+    ``table`` is ``buses`` or ``lines``; ``fault_type`` a :class:`~gridmesh.physics.short_circuit.FaultType`
+    value; ``position`` the fraction along a line from its from-bus (None: a bus, or the line's middle)."""
+
+    device: str
+    seq: int
+    ts: int
+    action: str
+    fault_id: str
+    element: str = ""
+    table: str = "lines"
+    fault_type: str = "three-phase"
+    position: float | None = None
+    permanent: bool = True
+    issuer: str = "centre"
+    alg: str = "ed25519"
+    sig: str = ""
+
+
 class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
     """Retained online/offline flag on the ``state`` channel, and a connection's last will.
 
@@ -102,7 +124,7 @@ class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str = ""
 
 
-Signed = Envelope | Event | Command | Ack
+Signed = Envelope | Event | Command | Ack | FaultOrder
 
 _encoder = msgspec.json.Encoder()
 
