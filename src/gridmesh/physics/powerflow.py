@@ -169,9 +169,7 @@ class PowerFlow:
 
     def _solve(self, model: PowerGridModel, method: CalculationMethod, injections: Injections) -> PowerFlowResult:
         failed: dict[int, str] = {}
-        requested: dict[ComponentType, set[str] | list[str] | ComponentAttributeFilterOptions | None] = {
-            **self.outputs
-        }
+        requested: dict[ComponentType, set[str] | list[str] | ComponentAttributeFilterOptions | None] = {**self.outputs}
         try:
             out = model.calculate_power_flow(
                 update_data=self._update(injections),

@@ -146,6 +146,11 @@ class CommandService:
             text = "done" if ack.ok else f"refused by the device: {ack.reason}"
             self._log("command-ack", ack.device, f"{record.action}: {text}", ok=ack.ok)
 
+    def record(self, device: str, seq: int) -> CommandRecord | None:
+        """The command sent to ``device`` with ``seq``, as it stands (None once forgotten)."""
+        with self._lock:
+            return self._records.get((device, seq))
+
     def recent(self, limit: int = 100) -> list[CommandRecord]:
         with self._lock:
             return list(self._records.values())[-limit:][::-1]
