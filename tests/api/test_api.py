@@ -31,6 +31,11 @@ EXPECTED_PATHS = {
     "/api/v1/whoami",
     "/api/v1/tokens",
     "/api/v1/tokens/{token_id}",
+    "/api/v1/faults",
+    "/api/v1/faults/{fault_id}/repair",
+    "/api/v1/flisr",
+    "/api/v1/flisr/{case_id}",
+    "/api/v1/flisr/{case_id}/confirm",
 }
 
 
@@ -51,7 +56,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str]]:
 def test_every_endpoint_needs_a_token(client: TestClient) -> None:
     routes = api_routes(client)
     assert {path for _, path in routes} >= {"/api/v1/network", "/api/v1/state", "/api/v1/tokens"}
-    assert len(routes) == len(EXPECTED_PATHS) + 1  # /tokens has GET and POST
+    assert len(routes) == len(EXPECTED_PATHS) + 2  # /tokens and /faults have GET and POST
     for method, path in routes:
         for headers in ({}, bearer("gm_not-a-real-token"), {"Authorization": "Basic dXNlcjpwYXNz"}):
             response = client.request(method, path, headers=headers)

@@ -173,6 +173,53 @@ class ReadingsView(View):
     t: list[float]
 
 
+class FaultRequest(BaseModel):
+    """A fault to put into the live twin (simulation): where, what kind, permanent or temporary."""
+
+    element: str = Field(min_length=1, description="bus or line id")
+    table: Literal["buses", "lines"] = "lines"
+    fault_type: Literal["three-phase", "line-to-line", "line-to-ground", "two-phase-to-ground"] = "three-phase"
+    permanent: bool = Field(True, description="a temporary fault clears on the first reclose")
+    position: float | None = Field(None, ge=0.0, le=1.0, description="fraction along a line (default: middle)")
+
+
+class FaultView(View):
+    id: str
+    element: str
+    table: str
+    fault_type: str
+    permanent: bool
+    position: float | None
+    injected: datetime
+    injected_by: str
+    repaired: datetime | None = None
+    repaired_by: str | None = None
+
+
+class FlisrStepView(View):
+    switch: str
+    action: str = Field(description="open or close")
+    purpose: str = Field(description="isolate, restore or shed")
+    outcome: str | None = Field(None, description="done, or why the switch did not operate; None: not yet")
+
+
+class FlisrCaseView(View):
+    """One fault response (or return to normal): the plan, what was executed, and the timed log."""
+
+    id: str
+    kind: str = Field(description="fault or return-to-normal")
+    status: str = Field(description="awaiting-confirmation, executing, done or failed")
+    opened: datetime
+    trips: list[str]
+    steps: list[FlisrStepView]
+    plan_ms: float
+    restored_customers: int | None = None
+    unrestored_customers: int | None = None
+    restored_kw: float | None = None
+    message: str = ""
+    log: list[dict[str, Any]] = Field(default_factory=list)
+
+
 Pushed = StateView | AlarmView | ReadingsView
 Listener = Callable[[Pushed], None]
 
@@ -211,6 +258,24 @@ class Centre(Protocol):
 
     def command(self, device: str, action: str, value: float, user: str) -> CommandView:
         """Sign and send; raise :class:`CommandRefused` with the reason when the centre will not."""
+        ...
+
+    def inject_fault(self, request: FaultRequest, user: str) -> FaultView:
+        """Put a fault into the live twin (simulation control; refused for unknown elements)."""
+        ...
+
+    def repair_fault(self, fault_id: str, user: str) -> FaultView:
+        """Take the fault out and order the return to the normal configuration."""
+        ...
+
+    def faults(self) -> list[FaultView]: ...
+
+    def flisr_cases(self) -> list[FlisrCaseView]: ...
+
+    def flisr_case(self, case_id: str) -> FlisrCaseView: ...
+
+    def confirm_flisr(self, case_id: str, user: str) -> FlisrCaseView:
+        """Execute an operator-confirmed plan; refused (409) when the grid changed since it was planned."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -11,6 +11,7 @@ change the topology the estimator uses.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,9 @@ from gridmesh.api.ports import (
     DeviceView,
     EstimatorInfo,
     EventView,
+    FaultRequest,
+    FaultView,
+    FlisrCaseView,
     Listener,
     NetworkView,
     Pushed,
@@ -42,30 +46,45 @@ from gridmesh.physics.estimation import Estimate, StateEstimator
 from gridmesh.security.keys import CentreKeyring
 from gridmesh.services.alarms import AlarmChange, AlarmEngine, AlarmSettings, ObservedState
 from gridmesh.services.bus import Bus, Message
-from gridmesh.services.centre_views import alarm_view, dead_letter_views, event_views, network_view, rounded, utc
+from gridmesh.services.centre_views import (
+    alarm_view,
+    case_view,
+    dead_letter_views,
+    event_views,
+    fault_view,
+    network_view,
+    rounded,
+    utc,
+)
 from gridmesh.services.clock import Clock, SimClock
-from gridmesh.services.commands import CommandService
+from gridmesh.services.commands import CommandRecord, CommandService
+from gridmesh.services.fault_desk import FaultDesk
 from gridmesh.services.field import DEFAULT_PERIODS, GATEWAY
+from gridmesh.services.flisr_service import FlisrMode, FlisrService
 from gridmesh.services.historian.base import Historian, ReadingRows, StoredEvent
 from gridmesh.services.historian.retention import RetentionPolicy, RetentionSchedule
 from gridmesh.services.ingest import Ingest
 from gridmesh.services.live_feed import LiveFeed
 from gridmesh.services.live_image import LiveImage
 from gridmesh.services.measurements import TelemetryMeasurements
+from gridmesh.services.switch_states import SwitchStates
 from gridmesh.sim.profiles_at import ProfilesAt
 from gridmesh.sim.site_flows import pcc_reading
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 from gridmesh.telemetry.envelope import Event, Presence
-from gridmesh.telemetry.quantities import POS_OPEN, QUANTITIES
+from gridmesh.telemetry.quantities import QUANTITIES
 
 log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
+SWITCH_OPENED = frozenset({"trip", "lockout"})
+SWITCH_CLOSED = frozenset({"reclose", "reclose-success"})
 SUBSCRIPTIONS = ("gridmesh/v1/+/+/telemetry", "gridmesh/v1/+/+/event")
 
 
 @dataclass(frozen=True)
 class CentreSettings:
     cycle_s: float = 5.0
+    flisr: FlisrMode = FlisrMode.AUTOMATIC
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     retention: RetentionPolicy | None = field(default_factory=lambda: RetentionPolicy(keep=timedelta(days=90)))
 
@@ -101,12 +120,31 @@ class ControlCentre:
             self.catalogue, keyring, historian, clock=self.clock.now_ns, on_accept=self._accepted, on_event=self._event
         )
         self.commands = CommandService(
-            self.net, self.catalogue, keyring, bus, clock=self.clock.now_ns, on_event=historian.write_events
+            self.net,
+            self.catalogue,
+            keyring,
+            bus,
+            clock=self.clock.now_ns,
+            on_event=historian.write_events,
+            on_done=self._command_done,
         )
         profiles = ProfilesAt(self.net, scenario.profiles)
         self.measurements = TelemetryMeasurements(self.net, profiles, DEFAULT_PERIODS)
         self._masks = self._site_masks()
-        self._switch_closed = {s.id: s.is_closed for s in self.net.switches.values()}
+        self.switches = SwitchStates(self.net)
+        self._estimator_version = 0
+        self.fault_desk = FaultDesk(self.net, keyring, bus, clock=self.clock.now_ns, on_event=historian.write_events)
+        self.flisr = FlisrService(
+            self.net,
+            self.catalogue,
+            self.commands,
+            present=self.switches.network,
+            indications=self._indications,
+            loads_kw=self._loads_now,
+            clock=self.clock.now_ns,
+            on_event=historian.write_events,
+            mode=self.settings.flisr,
+        )
         self._estimator = StateEstimator(self.net)
         self._periods = {d.id: DEFAULT_PERIODS[d.kind] for d in self.catalogue.devices.values()}
         self._retention = RetentionSchedule(self.settings.retention) if self.settings.retention else None
@@ -137,6 +175,37 @@ class ControlCentre:
             self.alarm_engine.last_gasp(event.device, spec.bus, event.ts)
         elif event.kind == "power-restored":
             self.alarm_engine.restored(event.device, event.ts)
+        elif spec.kind is DeviceKind.SWITCH and event.kind in SWITCH_OPENED | SWITCH_CLOSED:
+            self.switches.report(spec.element, event.kind in SWITCH_CLOSED, event.ts)
+            if event.kind == "lockout":
+                self.flisr.lockout(spec.element)
+        elif spec.kind is DeviceKind.SWITCH and event.kind == "fault-passage":
+            self.fault_desk.passage(spec.element)
+
+    def _indications(self) -> dict[str, bool]:
+        """Fault passage per indicating switch: ``FltInd`` telemetry or a latched ``fault-passage`` event."""
+        fpi = self.image.series(DeviceKind.SWITCH, "FltInd")
+        latched = self.fault_desk.indications()
+        return {
+            sw: bool(v == 1.0) or sw in latched
+            for sw, v in zip(fpi.elements, fpi.value.tolist(), strict=True)
+            if math.isfinite(v) or sw in latched
+        }
+
+    def _loads_now(self) -> dict[str, float]:
+        """kW per load: the meter's latest reading, else the profile value now."""
+        meters = self.image.series(DeviceKind.METER, "TotW")
+        base = self.measurements.profiles.values(self.clock.now().replace(tzinfo=None))
+        kw = dict(zip(self.net.loads, base.load_p_kw[0].tolist(), strict=True))
+        kw.update(
+            (el, v / 1e3) for el, v in zip(meters.elements, meters.value.tolist(), strict=True) if np.isfinite(v)
+        )
+        return kw
+
+    def _command_done(self, record: CommandRecord) -> None:
+        spec = self.catalogue.devices[record.device]
+        if spec.kind is DeviceKind.SWITCH and record.action in ("open", "close"):
+            self.switches.report(spec.element, record.action == "close", record.answered_ns)
 
     def _presence_changed(self, batch: Sequence[Message]) -> None:
         """Retained online flags and last wills; an offline transition goes to the event log."""
@@ -204,21 +273,11 @@ class ControlCentre:
             self._stop.wait(max(0.0, self.settings.cycle_s - (time.monotonic() - started)))
 
     def _topology(self) -> None:
-        """Rebuild the estimator when reported switch positions differ from the model's."""
-        positions = self.image.series(DeviceKind.SWITCH, "Pos")
-        known = np.isfinite(positions.value)
-        reported = {
-            el: bool(v != POS_OPEN)
-            for el, v in zip(np.array(positions.elements)[known], positions.value[known], strict=True)
-        }
-        changed = {s: c for s, c in reported.items() if self._switch_closed.get(s) != c}
-        if not changed:
-            return
-        self._switch_closed.update(changed)
-        switches = [
-            sw.model_copy(update={"closed": self._switch_closed[sw.id]}) for sw in self.net.switches.values()
-        ]
-        self._estimator = StateEstimator(self.net.with_elements(switches))
+        """Rebuild the estimator when the known switch positions moved since it was built."""
+        self.switches.from_positions(self.image.series(DeviceKind.SWITCH, "Pos"))
+        if self.switches.version != self._estimator_version:
+            self._estimator_version = self.switches.version
+            self._estimator = StateEstimator(self.switches.network())
 
     def cycle(self) -> StateView:
         """One estimation cycle; returns (and pushes) the new state."""
@@ -293,8 +352,6 @@ class ControlCentre:
         soc = self.image.series(DeviceKind.BATTERY, "SocPct").value
         gen = self.image.series(DeviceKind.INVERTER, "TotW").value
         use = self.image.series(DeviceKind.METER, "TotW").value
-        switch_pos = self.image.series(DeviceKind.SWITCH, "Pos")
-        pos = dict(zip(switch_pos.elements, switch_pos.value.tolist(), strict=True))
         out = []
         for site, (e, g, u) in self._masks.items():
             pcc = self.net.sites[site].pcc or ""
@@ -311,7 +368,7 @@ class ControlCentre:
                     import_kw=round(import_kw, 1) if np.isfinite(import_kw) else 0.0,
                     soc_pct=None if soc_pct is None else round(soc_pct, 1),
                     renewable_share_pct=None if share is None else round(share, 1),
-                    islanded=pos.get(pcc) == POS_OPEN,
+                    islanded=pcc in self.net.switches and not self.switches.closed(pcc),
                 )
             )
         return out
@@ -413,6 +470,34 @@ class ControlCentre:
             issued_by=record.user,
             issued_at=utc(record.sent_ns),
         )
+
+    def inject_fault(self, request: FaultRequest, user: str) -> FaultView:
+        record = self.fault_desk.inject(
+            request.element,
+            request.table,
+            request.fault_type,
+            permanent=request.permanent,
+            position=request.position,
+            user=user,
+        )
+        return fault_view(record)
+
+    def repair_fault(self, fault_id: str, user: str) -> FaultView:
+        record = self.fault_desk.repair(fault_id, user)
+        self.flisr.return_to_normal(user)
+        return fault_view(record)
+
+    def faults(self) -> list[FaultView]:
+        return [fault_view(f) for f in self.fault_desk.faults()]
+
+    def flisr_cases(self) -> list[FlisrCaseView]:
+        return [case_view(c) for c in self.flisr.cases()]
+
+    def flisr_case(self, case_id: str) -> FlisrCaseView:
+        return case_view(self.flisr.case(case_id))
+
+    def confirm_flisr(self, case_id: str, user: str) -> FlisrCaseView:
+        return case_view(self.flisr.confirm(case_id, user))
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)

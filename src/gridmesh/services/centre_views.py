@@ -21,6 +21,9 @@ from gridmesh.api.ports import (
     BusView,
     DeadLetterView,
     EventView,
+    FaultView,
+    FlisrCaseView,
+    FlisrStepView,
     NetworkView,
     SiteView,
 )
@@ -28,6 +31,8 @@ from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.network import Network
 from gridmesh.model.sites import SiteMembers
 from gridmesh.services.alarms import Alarm
+from gridmesh.services.fault_desk import FaultRecord
+from gridmesh.services.flisr_service import FlisrCase
 
 NS_PER_S = 1_000_000_000
 
@@ -115,3 +120,45 @@ def dead_letter_views(frame: pd.DataFrame) -> list[DeadLetterView]:
         )
         for row in frame.to_dict("records")
     ]
+
+
+def fault_view(record: FaultRecord) -> FaultView:
+    return FaultView(
+        id=record.id,
+        element=record.element,
+        table=record.table,
+        fault_type=record.fault_type,
+        permanent=record.permanent,
+        position=record.position,
+        injected=utc(record.injected_ns),
+        injected_by=record.injected_by,
+        repaired=utc(record.repaired_ns) if record.repaired_ns is not None else None,
+        repaired_by=record.repaired_by,
+    )
+
+
+def case_view(case: FlisrCase) -> FlisrCaseView:
+    outcome = {(s.switch, str(s.action)): o for s, o in case.done}
+    chosen = case.plan.chosen if case.plan is not None and case.kind == "fault" else None
+    return FlisrCaseView(
+        id=case.id,
+        kind=case.kind,
+        status=case.status.value,
+        opened=utc(case.opened_ns),
+        trips=list(case.trips),
+        steps=[
+            FlisrStepView(
+                switch=s.switch,
+                action=str(s.action),
+                purpose=str(s.purpose),
+                outcome=outcome.get((s.switch, str(s.action))),
+            )
+            for s in case.steps
+        ],
+        plan_ms=round(case.plan_ms, 1),
+        restored_customers=chosen.restored_customers if chosen else None,
+        unrestored_customers=chosen.unrestored_customers if chosen else None,
+        restored_kw=round(chosen.restored_kw, 1) if chosen else None,
+        message=case.message,
+        log=[{**entry, "ts": utc(entry["ts_ns"]).isoformat()} for entry in case.log],
+    )

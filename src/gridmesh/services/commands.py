@@ -72,10 +72,12 @@ class CommandService:
         *,
         clock: Callable[[], int] = time.time_ns,
         on_event: Callable[[Sequence[StoredEvent]], None] | None = None,
+        on_done: Callable[[CommandRecord], None] | None = None,
     ) -> None:
         self.network, self.catalogue, self.keyring, self.bus = network, catalogue, keyring, bus
         self.clock = clock
         self.on_event = on_event
+        self.on_done = on_done
         self._seq = itertools.count(time.time_ns() // 1_000)  # increasing across restarts of the centre
         self._records: OrderedDict[tuple[str, int], CommandRecord] = OrderedDict()
         self._lock = threading.Lock()
@@ -145,6 +147,8 @@ class CommandService:
                 self._records[(ack.device, ack.command_seq)] = settled
             text = "done" if ack.ok else f"refused by the device: {ack.reason}"
             self._log("command-ack", ack.device, f"{record.action}: {text}", ok=ack.ok)
+            if ack.ok and self.on_done is not None:
+                self.on_done(settled)
 
     def record(self, device: str, seq: int) -> CommandRecord | None:
         """The command sent to ``device`` with ``seq``, as it stands (None once forgotten)."""
