@@ -24,6 +24,16 @@ by :class:`~gridmesh.services.field_seq.SeqStore`):
 * ``ack``: the answer to every command (ok, or refused with the reason — see
   :mod:`~gridmesh.services.field_commands`), at the tick that executes it.
 
+Faults (:mod:`~gridmesh.services.field_faults`, ``docs/faults.md``). :meth:`FieldSimulator.inject` and
+:meth:`FieldSimulator.repair`, or a :class:`~gridmesh.telemetry.envelope.FaultOrder` signed by the centre's
+command key on the gateway's topic ``gridmesh/v1/grid/field-gateway/command``, put a fault into the twin
+and take it out. Protection acts on the simulated clock: each step is a signed event of the switch's
+device (``trip``, ``reclose``, ``reclose-success``, ``lockout``; ``fault-passage`` from every FPI that
+saw the fault, whose ``FltInd`` reads 1 until the repair), stamped with the instant it happened. The
+gateway answers each order with an :class:`Ack` (``command_seq`` = the order's ``seq``) on
+``gridmesh/v1/grid/field-gateway/ack``, signed with the key the field keyring holds for
+``field-gateway`` if it holds one, else unsigned (see :class:`~gridmesh.services.field_commands.FaultOrderDesk`).
+
 Online state. The simulator is ONE gateway connection to the broker. Its retained state topic
 ``gridmesh/v1/grid/field-gateway/state`` carries ``{"device": "field-gateway", "online": ..., "ts": ...}``;
 :meth:`FieldSimulator.will` is the offline payload for the MQTT adapter's last will, so the broker marks
@@ -47,10 +57,13 @@ import msgspec
 import numpy as np
 
 from gridmesh.model.scenario import Scenario
+from gridmesh.physics.protection import ProtectionResponse, ProtectionSettings
+from gridmesh.physics.short_circuit import Fault
 from gridmesh.security.keys import DeviceSecret, FieldKeyring
 from gridmesh.security.signing import sign
 from gridmesh.services.bus import Bus, Message
-from gridmesh.services.field_commands import CommandDesk
+from gridmesh.services.field_commands import CommandDesk, FaultOrderDesk
+from gridmesh.services.field_faults import FaultBook
 from gridmesh.services.field_grid import BoolArray, FieldGrid, GridState
 from gridmesh.services.field_readings import KindTable, kind_tables
 from gridmesh.services.field_seq import SeqStore
@@ -72,6 +85,8 @@ log = logging.getLogger(__name__)
 
 GATEWAY = "field-gateway"
 GATEWAY_STATE_TOPIC = topic(GRID_SITE, GATEWAY, "state")
+GATEWAY_COMMAND_TOPIC = topic(GRID_SITE, GATEWAY, "command")  # fault orders (simulation control)
+GATEWAY_ACK_TOPIC = topic(GRID_SITE, GATEWAY, "ack")
 DEFAULT_PERIODS: Mapping[DeviceKind, float] = {
     DeviceKind.SUBSTATION: 60.0,
     DeviceKind.TRANSFORMER_MONITOR: 60.0,
@@ -139,6 +154,7 @@ class FieldSimulator:
         clock: Callable[[], float] = time.monotonic,
         data_dir: Path | None = None,
         tick_s: float = TICK_S,
+        protection: ProtectionSettings | None = None,
     ) -> None:
         if not speed > 0 or not tick_s > 0 or not noise >= 0:
             raise ValueError(f"need speed > 0, tick_s > 0 and noise ≥ 0; got {speed}, {tick_s}, {noise}")
@@ -159,8 +175,13 @@ class FieldSimulator:
         self._topics = [{ch: topic(d.site, d.id, ch) for ch in ("telemetry", "event", "ack", "state")} for d in devices]
         self.grid = FieldGrid(scenario, seed=seed)
         self.tables: dict[DeviceKind, KindTable] = kind_tables(scenario.network, self.grid.engine.index, devices)
-        self._desk = CommandDesk(self.grid, self.catalogue.devices, keyring.centre_credential)
-        self.seqs = SeqStore([d.id for d in devices], data_dir)
+        self.faults = FaultBook(self.grid, settings=protection)
+        centre = keyring.centre_credential
+        self._desk = CommandDesk(self.grid, self.catalogue.devices, centre, interlock=self.faults)
+        self._orders = FaultOrderDesk(self.faults, GATEWAY, centre, keyring.secrets.get(GATEWAY))
+        self.seqs = SeqStore([*(d.id for d in devices), GATEWAY], data_dir)  # the gateway's answers last
+        self._gateway_row = np.array([len(devices)], dtype=np.int64)
+        self._switch_devices = self.catalogue.by_element(DeviceKind.SWITCH)
         self._period = np.array([period_of[d.kind] for d in devices])
         self._offset = np.zeros(len(devices))
         for table in self.tables.values():  # spread each kind evenly over its period
@@ -245,11 +266,45 @@ class FieldSimulator:
                 self.failure = exc
                 return
 
+    # -- faults --------------------------------------------------------------------------------------
+    def inject(self, fault_id: str, fault: Fault) -> ProtectionResponse:
+        """Put ``fault`` into the twin now, on the present topology; protection acts from the next tick.
+
+        Raises:
+            FaultError: an unknown element, an id already in use, or a device already in a sequence.
+        """
+        with self._tick_lock:
+            return self.faults.inject(fault_id, fault, self.now_ns())
+
+    def repair(self, fault_id: str) -> None:
+        """Take a fault out of the twin (lockouts and FPIs reset; opened switches stay open)."""
+        with self._tick_lock:
+            self.faults.repair(fault_id)
+
+    def _gateway_seq(self) -> int:
+        return int(self.seqs.take(self._gateway_row)[0])
+
+    def _protection_events(self, outbox: _Outbox) -> int:
+        """Signed events of the protection steps taken since the last tick (switches with a device)."""
+        switches = self._switch_devices
+        notices = self.faults.take_notices()
+        for notice in notices:
+            spec = switches.get(notice.switch)
+            if spec is None:
+                log.info("%s of %s (no device to report it): %s", notice.kind, notice.switch, notice.detail)
+                continue
+            outbox.add(self._row[spec.id], "event", Event(spec.id, 0, notice.ts_ns, notice.kind, notice.detail))
+        self.grid.fault_indicated = self.faults.indicated
+        return sum(n.switch in switches for n in notices)
+
     # -- commands ------------------------------------------------------------------------------------
     def _on_commands(self, batch: Sequence[Message]) -> None:
-        """Bus handler: queue each command for the next tick (it is judged and answered there)."""
+        """Bus handler: queue each command (or fault order) for the next tick (judged and answered there)."""
         received: list[tuple[str, Command | None, str]] = []
         for message in batch:
+            if message.topic == GATEWAY_COMMAND_TOPIC:
+                self._orders.receive(message.payload)
+                continue
             parsed = parse_topic(message.topic)
             if parsed is None or parsed[1] not in self._row:
                 log.warning("command on %s ignored: no such device in this simulator", message.topic)
@@ -284,9 +339,12 @@ class FieldSimulator:
             previous, self.elapsed_s = self.elapsed_s, elapsed_s
             now_ns, report = self.now_ns(), TickReport(self.now)
             outbox = _Outbox(self.seqs, self._secrets)
+            self.faults.advance(now_ns)  # protection steps up to now, then orders and commands given now
+            answers = self._orders.execute(now_ns, self._gateway_seq)
             for ack in self._execute_commands(now_ns):
                 outbox.add(self._row[ack.device], "ack", ack)
-            report.acks = len(outbox.messages)
+            report.acks = len(outbox.messages) + len(answers)
+            report.events += self._protection_events(outbox)
             state = self.grid.advance(self.now, elapsed_s - previous)
             report.failed = state.failed
             if state.failed:
@@ -299,6 +357,8 @@ class FieldSimulator:
                 for table in self.tables.values():
                     self._telemetry(table, due[table.rows], state, now_ns, outbox, report)
             self.seqs.save()
+            for answer in answers:
+                self.bus.publish(GATEWAY_ACK_TOPIC, answer)
             for row, channel, payload in outbox.messages:
                 self.bus.publish(self._topics[row][channel], payload)
             for row, online, reason in outbox.states:
@@ -306,7 +366,7 @@ class FieldSimulator:
             took = time.perf_counter() - began
             stats = self.stats
             stats.ticks += 1
-            stats.messages += len(outbox.messages)
+            stats.messages += len(outbox.messages) + len(answers)
             stats.readings += report.readings
             stats.tick_seconds += took
             stats.slowest_tick_s = max(stats.slowest_tick_s, took)

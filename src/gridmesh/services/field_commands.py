@@ -4,27 +4,57 @@ A device trusts nothing it receives: the command must carry the centre's signatu
 ``expires`` instant (compared with the simulator's clock), must name an action the device has and a
 value within its rating. The centre's safety layer should never send a setpoint beyond rating, so such a
 command is refused with the reason rather than clamped: clamping would hide a fault in the centre.
+Switching also passes the protection's interlock (:class:`SwitchInterlock`): a recloser in its sequence
+or locked out on a fault refuses, and a close is reported to it so that closing onto a fault trips.
+
+The gateway judges fault orders (:class:`FaultOrder`) the same way (:class:`FaultOrderDesk`): the
+centre's signature, then a fault the twin can place. Its answer is an :class:`Ack` of the gateway,
+signed with the gateway's key where the field keyring holds one, else unsigned (``alg``
+:data:`UNSIGNED`): it is advice for whoever sent the order, never data or control.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from typing import Literal, Protocol
 
-from gridmesh.security.keys import DeviceCredential
-from gridmesh.security.signing import verify
+import msgspec
+
+from gridmesh.physics.short_circuit import Fault, FaultError, FaultType
+from gridmesh.security.keys import DeviceCredential, DeviceSecret
+from gridmesh.security.signing import sign, verify
+from gridmesh.services.field_faults import FaultBook
 from gridmesh.services.field_grid import FieldGrid
 from gridmesh.telemetry.catalogue import DeviceKind, DeviceSpec
-from gridmesh.telemetry.envelope import Command
+from gridmesh.telemetry.envelope import Ack, Command, FaultOrder, encode
 from gridmesh.units import W_PER_KW
 
+log = logging.getLogger(__name__)
+
 SET_POWER, RELEASE, OPEN, CLOSE = "set-power", "release", "open", "close"
+INJECT, REPAIR = "inject", "repair"
+UNSIGNED = "none"  # ``alg`` of a gateway answer when the field keyring holds no key for the gateway
 _ACTIONS: Mapping[DeviceKind, tuple[str, ...]] = {
     DeviceKind.BATTERY: (SET_POWER, RELEASE),
     DeviceKind.EVSE: (SET_POWER, RELEASE),
     DeviceKind.INVERTER: (SET_POWER, RELEASE),
     DeviceKind.SWITCH: (OPEN, CLOSE),
 }
+
+
+class SwitchInterlock(Protocol):
+    """What protection says about switching (:class:`~gridmesh.services.field_faults.FaultBook`)."""
+
+    def refuse(self, switch: str, close: bool) -> str:
+        """Why operating ``switch`` must be refused now, or ``""``."""
+        ...
+
+    def operated(self, switch: str, closed: bool, now_ns: int) -> None:
+        """``switch`` was just opened or closed by a command at ``now_ns``."""
+        ...
 
 
 def _kw(watts: float) -> str:
@@ -34,10 +64,17 @@ def _kw(watts: float) -> str:
 class CommandDesk:
     """Checks commands for the devices of one simulator and applies the accepted ones to its grid."""
 
-    def __init__(self, grid: FieldGrid, devices: Mapping[str, DeviceSpec], centre: DeviceCredential) -> None:
+    def __init__(
+        self,
+        grid: FieldGrid,
+        devices: Mapping[str, DeviceSpec],
+        centre: DeviceCredential,
+        interlock: SwitchInterlock | None = None,
+    ) -> None:
         self.grid = grid
         self.devices = devices
         self.centre = centre
+        self.interlock = interlock
         index = grid.engine.index
         self._position = {
             DeviceKind.BATTERY: {e: i for i, e in enumerate(index.batteries)},
@@ -63,8 +100,7 @@ class CommandDesk:
         if command.action not in actions:
             return f"unknown action {command.action!r}; a {spec.kind.value} takes {' or '.join(actions)}"
         if spec.kind is DeviceKind.SWITCH:
-            self.grid.set_switch(spec.element, command.action == CLOSE)
-            return ""
+            return self._switch(spec.element, command.action == CLOSE, now_ns)
         position = self._position[spec.kind][spec.element]
         if command.action == RELEASE:
             self._apply(spec.kind, position, None)
@@ -72,6 +108,16 @@ class CommandDesk:
         reason = self._out_of_range(spec.kind, position, command.value)
         if not reason:
             self._apply(spec.kind, position, command.value / W_PER_KW)
+        return reason
+
+    def _switch(self, switch: str, close: bool, now_ns: int) -> str:
+        """Operate ``switch`` unless the interlock refuses; tell it about a change."""
+        if self.interlock is None:
+            self.grid.set_switch(switch, close)
+            return ""
+        reason = self.interlock.refuse(switch, close)
+        if not reason and self.grid.set_switch(switch, close):
+            self.interlock.operated(switch, close, now_ns)
         return reason
 
     def _out_of_range(self, kind: DeviceKind, position: int, value_w: float) -> str:
@@ -105,3 +151,68 @@ class CommandDesk:
             self.grid.set_ev_cap(position, None if kw is None else -kw)
         else:
             self.grid.set_gen_cap(position, kw)
+
+
+class FaultOrderDesk:
+    """The gateway's side of fault orders: queued as they arrive, carried out and answered at the tick."""
+
+    def __init__(self, book: FaultBook, gateway: str, centre: DeviceCredential, secret: DeviceSecret | None) -> None:
+        self.book, self.gateway, self.centre, self.secret = book, gateway, centre, secret
+        self._queue: list[tuple[FaultOrder | None, str]] = []
+        self._lock = threading.Lock()
+        self._decoder = msgspec.json.Decoder(FaultOrder)
+
+    def receive(self, payload: bytes) -> None:
+        """Queue one order (from the bus thread); a malformed one is answered with the decoding error."""
+        try:
+            item: tuple[FaultOrder | None, str] = (self._decoder.decode(payload), "")
+        except msgspec.DecodeError as exc:
+            item = (None, f"malformed fault order: {exc}")
+        with self._lock:
+            self._queue.append(item)
+
+    def execute(self, now_ns: int, next_seq: Callable[[], int]) -> list[bytes]:
+        """Carry out the queued orders in arrival order at ``now_ns``; the encoded answer to each."""
+        with self._lock:
+            queued, self._queue = self._queue, []
+        answers = []
+        for order, problem in queued:
+            reason = problem if order is None else self._carry_out(order, now_ns)
+            if reason:
+                log.warning("fault order refused: %s", reason)
+            ack = Ack(self.gateway, next_seq(), now_ns, order.seq if order else 0, ok=not reason, reason=reason)
+            signed = sign(ack, self.secret) if self.secret else msgspec.structs.replace(ack, alg=UNSIGNED)
+            answers.append(encode(signed))
+        return answers
+
+    def _carry_out(self, order: FaultOrder, now_ns: int) -> str:
+        """Apply an authentic, meaningful order; the refusal reason, or ``""``."""
+        if order.device != self.gateway:
+            return f"fault order for {order.device} arrived on the topic of {self.gateway}"
+        if not verify(order, self.centre):
+            return "bad signature"
+        try:
+            if order.action == INJECT:
+                self.book.inject(order.fault_id, fault_of(order), now_ns)
+            elif order.action == REPAIR:
+                self.book.repair(order.fault_id)
+            else:
+                return f"unknown action {order.action!r}; a fault order is {INJECT} or {REPAIR}"
+        except FaultError as exc:
+            return str(exc)
+        return ""
+
+
+def fault_of(order: FaultOrder) -> Fault:
+    """The :class:`Fault` an inject order describes (raises :class:`FaultError` for a bad table or type)."""
+    if order.table not in ("buses", "lines"):
+        raise FaultError(order.element, "table", f"{order.table!r} cannot carry a fault", "use 'buses' or 'lines'")
+    try:
+        fault_type = FaultType(order.fault_type)
+    except ValueError:
+        known = ", ".join(t.value for t in FaultType)
+        raise FaultError(
+            order.element, "fault_type", f"{order.fault_type!r} is not a fault type", f"use one of {known}"
+        ) from None
+    table: Literal["buses", "lines"] = "buses" if order.table == "buses" else "lines"
+    return Fault(order.element, table, fault_type, position=order.position, permanent=order.permanent)

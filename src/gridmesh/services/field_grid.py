@@ -47,6 +47,7 @@ class GridState:
     battery_setpoint_kw: FloatArray  # commanded (generator convention), 0 where idle
     battery_soc: FloatArray  # fraction of capacity
     switch_closed: dict[str, bool]  # remote switches
+    fault_indicated: frozenset[str] = frozenset()  # switches whose fault passage indicator is latched
 
     @property
     def failed(self) -> bool:
@@ -85,6 +86,7 @@ class FieldGrid:
         self.battery_bus = np.array([bus_pos[net.batteries[e].bus] for e in idx.batteries], dtype=np.int64)
         self._energized_bus = self._bus_energized()
         self._remote_closed = {s.id: s.is_closed for s in net.switches.values() if s.remote}
+        self.fault_indicated: frozenset[str] = frozenset()  # latched FPIs, kept by the simulator's fault book
 
     @property
     def energized_bus(self) -> BoolArray:
@@ -159,6 +161,7 @@ class FieldGrid:
             battery_setpoint_kw=np.nan_to_num(self.battery_setpoint_kw, nan=0.0),
             battery_soc=self.fleet.soc.copy(),
             switch_closed=dict(self._remote_closed),
+            fault_indicated=self.fault_indicated,
         )
 
     def profile_values(self, when: datetime) -> ProfileWindow:

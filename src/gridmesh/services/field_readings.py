@@ -12,7 +12,8 @@ units for a whole kind at once. Conventions (W, var, V, A, Hz, %):
   and ``PhV`` of the LV busbar;
 * substation: import from the upstream grid (> 0) and the nominal 50 Hz;
 * ``PhV`` is the phase-to-neutral magnitude ``u_ll/√3``, 0 V on a de-energised bus;
-* switches: ``Pos`` as IEC 61850 Dbpos (1 open, 2 closed), ``FltInd`` 0 (no fault simulated).
+* switches: ``Pos`` as IEC 61850 Dbpos (1 open, 2 closed); ``FltInd`` 1 while the fault passage indicator
+  is latched (see :mod:`~gridmesh.services.field_faults`), else 0.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class KindTable:
             columns = [p, q, phv, np.full(n, NOMINAL_HZ)]
         else:
             closed = np.array([state.switch_closed[d.element] for d in self.devices], dtype=bool)
-            columns = [np.where(closed, POS_CLOSED, POS_OPEN), zeros]
+            indicated = np.array([d.element in state.fault_indicated for d in self.devices], dtype=np.float64)
+            columns = [np.where(closed, POS_CLOSED, POS_OPEN), indicated]
         return np.column_stack(columns) if n else np.zeros((0, len(self.quantities)))
 
     def with_noise(self, values: FloatArray, noise: float, rng: np.random.Generator) -> FloatArray:
