@@ -258,6 +258,7 @@ class ControlCentre:
         self._thread.start()
 
     def stop(self) -> None:
+        self.flisr.stop()
         self.feed.stop()
         self._stop.set()
         if self._thread is not None:

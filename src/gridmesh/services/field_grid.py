@@ -106,6 +106,10 @@ class FieldGrid:
         """Curtailment limit in kW for the generator at ``position``; None releases it."""
         self.gen_cap_kw[position] = np.nan if kw is None else kw
 
+    def is_closed(self, switch: str) -> bool:
+        """Present position of a remote-controllable switch."""
+        return self._remote_closed[switch]
+
     def set_switch(self, switch: str, closed: bool) -> bool:
         """Operate a switch; returns whether the topology changed (the power-flow model is then rebuilt)."""
         present = self.network.switches[switch]

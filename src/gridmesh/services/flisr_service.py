@@ -93,17 +93,27 @@ class FlisrService:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._counter = 0
+        self._timer: threading.Timer | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """No new cases (a pending one is dropped); executing cases finish their current step."""
+        with self._lock:
+            self._stopped = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     # -- opening cases --------------------------------------------------------------------------------
     def lockout(self, switch: str) -> None:
         """A protective device locked out; plan after the settle time (indicators arrive meanwhile)."""
         with self._lock:
-            if switch in self._pending:
+            if self._stopped or switch in self._pending:
                 return
             self._pending.add(switch)
-        timer = threading.Timer(self.settle_s, self._open_case)
-        timer.daemon = True
-        timer.start()
+            self._timer = threading.Timer(self.settle_s, self._open_case)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _next_id(self, kind: str) -> str:
         with self._lock:
@@ -113,6 +123,8 @@ class FlisrService:
     def _open_case(self) -> None:
         with self._lock:
             trips, self._pending = tuple(sorted(self._pending)), set()
+            if self._stopped:
+                return
         if not trips:
             return
         case = FlisrCase(self._next_id("fault"), "fault", self.clock(), trips)

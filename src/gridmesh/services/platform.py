@@ -16,7 +16,7 @@ from gridmesh.security.keys import CentreKeyring, FieldKeyring, ensure_keyrings
 from gridmesh.services.bus import Bus, InProcessBus
 from gridmesh.services.centre import CentreSettings, ControlCentre
 from gridmesh.services.clock import SimClock
-from gridmesh.services.field import FieldSimulator
+from gridmesh.services.field import GATEWAY, FieldSimulator
 from gridmesh.services.historian.base import Historian
 from gridmesh.services.historian.open import open_historian
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
@@ -34,7 +34,8 @@ def keyrings(data: Path, scenario: Scenario, keys: Path | None = None) -> tuple[
     hmac = [d.id for d in catalogue.devices.values() if d.kind in HMAC_KINDS]
     folder = keys or data / "keys"
     folder.mkdir(parents=True, exist_ok=True)
-    return ensure_keyrings(folder, catalogue.devices, hmac_devices=hmac)
+    # The field gateway signs its answers to fault orders (simulation control) like a device.
+    return ensure_keyrings(folder, [*catalogue.devices, GATEWAY], hmac_devices=hmac)
 
 
 def mqtt_bus(url: str, *, client_id: str, data: Path, will: tuple[str, bytes] | None = None) -> Bus:
