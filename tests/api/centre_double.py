@@ -1,4 +1,5 @@
-"""An in-memory Centre for the API and dashboard tests: a small drawn grid, a few alarms, recorded calls.
+"""An in-memory Centre for the API and dashboard tests: a small drawn grid, a few alarms, a fault with two
+FLISR cases (one ready to confirm, one stale), recorded calls.
 
 Shared by ``tests/api`` and ``tests/web`` (imported as ``api.centre_double``; ``tests/`` is on the path
 because ``tests/conftest.py`` lives there).
@@ -10,17 +11,23 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from gridmesh.api.ports import (
     AlarmView,
     BranchView,
     BusView,
+    CentreError,
     CommandRefused,
     CommandView,
     DeadLetterView,
     DeviceView,
     EstimatorInfo,
     EventView,
+    FaultRequest,
+    FaultView,
+    FlisrCaseView,
+    FlisrStepView,
     Listener,
     NetworkView,
     NotFound,
@@ -152,6 +159,64 @@ def sample_devices() -> list[DeviceView]:
     ]
 
 
+STALE_CASE = "fault-0"
+READY_CASE = "fault-1"
+
+
+def sample_faults() -> list[FaultView]:
+    """Newest first: a fault on L-A3 (case fault-1) and an older one on L-B2 (case fault-0), since repaired."""
+    a3 = FaultView(
+        id="F2",
+        element="L-A3",
+        table="lines",
+        fault_type="three-phase",
+        permanent=True,
+        position=0.5,
+        injected=T0 - timedelta(minutes=2),
+        injected_by="trainer",
+    )
+    ago = {"injected": T0 - timedelta(minutes=30), "repaired": T0 - timedelta(minutes=10), "repaired_by": "crew"}
+    b2 = a3.model_copy(update={"id": "F1", "element": "L-B2", "fault_type": "line-to-ground", **ago})
+    return [a3, b2]
+
+
+def sample_cases() -> list[FlisrCaseView]:
+    """Newest first: a three-step plan awaiting confirmation, the return to normal after F1's repair (one
+    switch refused), and an older plan the grid has since outdated."""
+
+    def case(case_id: str, minutes_ago: int, trips: list[str], steps: str) -> FlisrCaseView:
+        plan = [FlisrStepView(switch=w, action=a, purpose=p) for w, a, p in (t.split() for t in steps.split(","))]
+        opened = T0 - timedelta(minutes=minutes_ago, milliseconds=-200)
+        return FlisrCaseView(
+            id=case_id,
+            kind="fault",
+            status="awaiting-confirmation",
+            opened=opened,
+            trips=trips,
+            steps=plan,
+            plan_ms=12.5 * len(plan),
+            restored_customers=14,
+            unrestored_customers=3,
+            restored_kw=61.5,
+        )
+
+    ready = case(READY_CASE, 2, ["CB-A"], "S-A3 open isolate,S-A4 open isolate,S-AB close restore")
+    back = case("rtn-1", 10, [], "S-AB open restore,S-B2 close restore")
+    outcomes = ["done", "refused by the device: interlock"]
+    steps = [s.model_copy(update={"outcome": o}) for s, o in zip(back.steps, outcomes, strict=True)]
+    message = f"S-B2 did not operate: {outcomes[1]}"
+    failed = back.model_copy(
+        update={"kind": "return-to-normal", "status": "failed", "steps": steps, "message": message}
+    )
+    none = {"restored_customers": None, "unrestored_customers": None, "restored_kw": None}
+    stale = case(STALE_CASE, 30, ["CB-B"], "S-B2 open isolate,S-AB close restore")
+    return [
+        ready,
+        failed.model_copy(update=none),
+        stale.model_copy(update={"restored_customers": 9, "restored_kw": 40.2}),
+    ]
+
+
 def ramp(
     start: datetime, end: datetime, step: timedelta, first: float, slope_per_step: float
 ) -> tuple[list[datetime], list[float]]:
@@ -164,6 +229,16 @@ def ramp(
         values.append(first + k * slope_per_step)
         t, k = t + step, k + 1
     return times, values
+
+
+Found = TypeVar("Found", FaultView, FlisrCaseView)
+
+
+def find(items: list[Found], key: str, what: str, listing: str) -> tuple[int, Found]:
+    for i, item in enumerate(items):
+        if item.id == key:
+            return i, item
+    raise NotFound(f"unknown {what} {key!r}", f"list them with {listing}")
 
 
 @dataclass
@@ -179,6 +254,12 @@ class FakeCentre:
     history_calls: list[tuple[str, str, datetime, datetime, timedelta | None]] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list)
     acknowledged_event: threading.Event = field(default_factory=threading.Event)
+    fault_list: list[FaultView] = field(default_factory=sample_faults)
+    case_list: list[FlisrCaseView] = field(default_factory=sample_cases)
+    stale_cases: set[str] = field(default_factory=lambda: {STALE_CASE})
+    injected: list[tuple[FaultRequest, str]] = field(default_factory=list)
+    repaired: list[tuple[str, str]] = field(default_factory=list)
+    confirmed: list[tuple[str, str]] = field(default_factory=list)
 
     def network(self) -> NetworkView:
         return self.net
@@ -274,6 +355,65 @@ class FakeCentre:
         return CommandView(
             device=device, seq=len(self.commands), action=action, value=value, issued_by=user, issued_at=T0
         )
+
+    def inject_fault(self, request: FaultRequest, user: str) -> FaultView:
+        lines = {b.id for b in self.net.branches if b.kind == "line"}
+        if request.element not in (lines if request.table == "lines" else {b.id for b in self.net.buses}):
+            raise NotFound(f"no {request.table[:-1]} {request.element!r}", "list them with GET /api/v1/network")
+        if request.position is not None and request.table != "lines":
+            raise CentreError(
+                f"position {request.position} is not a fraction 0…1 along a line", "omit it for a bus fault"
+            )
+        self.injected.append((request, user))
+        fault = FaultView(
+            id=f"F{len(self.fault_list) + 1}",
+            element=request.element,
+            table=request.table,
+            fault_type=request.fault_type,
+            permanent=request.permanent,
+            position=request.position,
+            injected=T0,
+            injected_by=user,
+        )
+        self.fault_list.insert(0, fault)
+        return fault
+
+    def repair_fault(self, fault_id: str, user: str) -> FaultView:
+        i, fault = find(self.fault_list, fault_id, "fault", "GET /api/v1/faults")
+        if fault.repaired is not None:
+            raise CentreError(f"fault {fault_id} was already repaired", "nothing to do")
+        self.repaired.append((fault_id, user))
+        self.fault_list[i] = fault.model_copy(update={"repaired": T0, "repaired_by": user})
+        return self.fault_list[i]
+
+    def faults(self) -> list[FaultView]:
+        return list(self.fault_list)
+
+    def flisr_cases(self) -> list[FlisrCaseView]:
+        return list(self.case_list)
+
+    def flisr_case(self, case_id: str) -> FlisrCaseView:
+        return find(self.case_list, case_id, "FLISR case", "GET /api/v1/flisr")[1]
+
+    def confirm_flisr(self, case_id: str, user: str) -> FlisrCaseView:
+        """Like the real service: refuse unless awaiting, refuse a stale plan, else start executing."""
+        i, case = find(self.case_list, case_id, "FLISR case", "GET /api/v1/flisr")
+        if case.status != "awaiting-confirmation":
+            raise CommandRefused(f"case {case_id} is {case.status}, not awaiting confirmation")
+        if case_id in self.stale_cases:
+            raise CommandRefused(
+                "stale plan: switch S-AB is now closed; the plan assumed otherwise",
+                "plan again from the present grid state",
+            )
+        self.confirmed.append((case_id, user))
+        self.case_list[i] = case.model_copy(update={"status": "executing"})
+        return self.case_list[i]
+
+    def finish(self, case_id: str) -> None:
+        """What the centre's worker does when every step of an executing case has operated."""
+        i, case = find(self.case_list, case_id, "FLISR case", "GET /api/v1/flisr")
+        steps = [s.model_copy(update={"outcome": "done"}) for s in case.steps]
+        self.case_list[i] = case.model_copy(update={"status": "done", "steps": steps})
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self.listeners.append(listener)

@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from api.centre_double import T0, FakeCentre, sample_alarms, sample_state
+from api.centre_double import READY_CASE, STALE_CASE, T0, FakeCentre, sample_alarms, sample_state
 from gridmesh.api import Hub
+from gridmesh.api.ports import FaultRequest
 from gridmesh.api.stream import QUEUE_SIZE, TRY_AGAIN_LATER
 from gridmesh.security.tokens import Principal, Role, TokenStore
 
@@ -191,6 +192,119 @@ def test_commands(client: TestClient, tokens: dict[Role, str], centre: FakeCentr
         bad = client.post("/api/v1/devices/battery-A2/commands", json=body, headers=h)
         assert bad.status_code == 422 and bad.json()["problems"], body
     assert len(centre.commands) == 1
+
+
+def test_viewer_reads_faults_and_flisr_cases(client: TestClient, tokens: dict[Role, str]) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    faults = client.get("/api/v1/faults", headers=h).json()
+    assert [(f["id"], f["element"], f["repaired"]) for f in faults] == [
+        ("F2", "L-A3", None),
+        ("F1", "L-B2", "2026-01-15T11:50:00Z"),
+    ]
+    cases = client.get("/api/v1/flisr", headers=h).json()
+    assert [(c["id"], c["status"]) for c in cases] == [
+        (READY_CASE, "awaiting-confirmation"),
+        ("rtn-1", "failed"),
+        (STALE_CASE, "awaiting-confirmation"),
+    ]
+    assert cases[1]["steps"][1]["outcome"] == "refused by the device: interlock" and cases[1]["restored_kw"] is None
+    case = client.get(f"/api/v1/flisr/{READY_CASE}", headers=h).json()
+    assert [(s["switch"], s["action"], s["purpose"], s["outcome"]) for s in case["steps"]] == [
+        ("S-A3", "open", "isolate", None),
+        ("S-A4", "open", "isolate", None),
+        ("S-AB", "close", "restore", None),
+    ]
+    assert (case["restored_customers"], case["unrestored_customers"], case["restored_kw"]) == (14, 3, 61.5)
+    assert case["plan_ms"] == 37.5 and case["trips"] == ["CB-A"] and case["opened"] == "2026-01-15T11:58:00.200000Z"
+    missing = client.get("/api/v1/flisr/fault-9", headers=h)
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "unknown FLISR case 'fault-9'", "fix": "list them with GET /api/v1/flisr"}
+
+
+def test_viewer_may_not_inject_repair_or_confirm(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre
+) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    for response in (
+        client.post("/api/v1/faults", json={"element": "L-A2"}, headers=h),
+        client.post("/api/v1/faults/F2/repair", headers=h),
+        client.post(f"/api/v1/flisr/{READY_CASE}/confirm", headers=h),
+    ):
+        assert response.status_code == 403
+        assert "--role operator" in response.json()["fix"]
+    assert centre.injected == [] and centre.repaired == [] and centre.confirmed == []
+
+
+def test_operator_injects_and_repairs_faults(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    h = bearer(tokens[Role.OPERATOR])
+    injected = client.post("/api/v1/faults", json={"element": "L-B4"}, headers=h)
+    assert injected.status_code == 202
+    assert injected.json()["id"] == "F3" and injected.json()["injected_by"] == "test-operator"
+    body = {"element": "L-A5", "fault_type": "line-to-ground", "permanent": False, "position": 1}
+    assert client.post("/api/v1/faults", json=body, headers=h).status_code == 202
+    assert client.post("/api/v1/faults", json={"element": "A2", "table": "buses"}, headers=h).status_code == 202
+    on_bus = client.post("/api/v1/faults", json={"element": "A2", "table": "buses", "position": 0.5}, headers=h)
+    assert on_bus.status_code == 400 and on_bus.json()["fix"] == "omit it for a bus fault"
+    assert centre.injected == [
+        (FaultRequest(element="L-B4"), "test-operator"),  # the defaults: a permanent three-phase line fault
+        (FaultRequest(element="L-A5", fault_type="line-to-ground", permanent=False, position=1.0), "test-operator"),
+        (FaultRequest(element="A2", table="buses"), "test-operator"),
+    ]
+    assert centre.injected[0][0].fault_type == "three-phase" and centre.injected[0][0].permanent
+    unknown = client.post("/api/v1/faults", json={"element": "L-Z9"}, headers=h)
+    assert unknown.status_code == 404 and unknown.json()["fix"] == "list them with GET /api/v1/network"
+
+    repaired = client.post("/api/v1/faults/F2/repair", headers=h)
+    assert repaired.status_code == 202 and repaired.json()["repaired_by"] == "test-operator"
+    again = client.post("/api/v1/faults/F2/repair", headers=h)
+    assert again.status_code == 400 and again.json() == {
+        "error": "fault F2 was already repaired",
+        "fix": "nothing to do",
+    }
+    assert client.post("/api/v1/faults/F9/repair", headers=h).status_code == 404
+    assert centre.repaired == [("F2", "test-operator")]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"element": "L-A2", "fault_type": "lightning"}, "body.fault_type"),
+        ({"element": "L-A2", "position": 1.5}, "body.position"),
+        ({"element": "L-A2", "position": -0.1}, "body.position"),
+        ({"element": "T-A", "table": "transformers"}, "body.table"),
+        ({"element": ""}, "body.element"),
+        ({"table": "lines"}, "body.element"),
+    ],
+)
+def test_invalid_fault_is_a_json_422(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre, body: dict[str, Any], where: str
+) -> None:
+    response = client.post("/api/v1/faults", json=body, headers=bearer(tokens[Role.OPERATOR]))
+    assert response.status_code == 422
+    assert [p["where"] for p in response.json()["problems"]] == [where]
+    assert centre.injected == []
+
+
+def test_confirm_flisr(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:
+    h = bearer(tokens[Role.OPERATOR])
+    confirmed = client.post(f"/api/v1/flisr/{READY_CASE}/confirm", headers=h)
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "executing"
+    assert centre.confirmed == [(READY_CASE, "test-operator")]
+    twice = client.post(f"/api/v1/flisr/{READY_CASE}/confirm", headers=h)
+    assert (
+        twice.status_code == 409
+        and twice.json()["error"] == f"case {READY_CASE} is executing, not awaiting confirmation"
+    )
+    stale = client.post(f"/api/v1/flisr/{STALE_CASE}/confirm", headers=h)
+    assert stale.status_code == 409
+    assert stale.json() == {
+        "error": "stale plan: switch S-AB is now closed; the plan assumed otherwise",
+        "fix": "plan again from the present grid state",
+    }
+    assert client.post("/api/v1/flisr/fault-9/confirm", headers=h).status_code == 404
+    assert centre.confirmed == [(READY_CASE, "test-operator")]
+    case = client.get(f"/api/v1/flisr/{STALE_CASE}", headers=bearer(tokens[Role.VIEWER])).json()
+    assert case["status"] == "awaiting-confirmation"  # a refused confirmation executes nothing
 
 
 def test_token_administration(client: TestClient, tokens: dict[Role, str], store: TokenStore) -> None:

@@ -1,4 +1,5 @@
-"""The dashboard in a real headless Chromium: map drawn, cards and alarms shown, acknowledge, live update.
+"""The dashboard in a real headless Chromium: map drawn, cards and alarms shown, acknowledge, live update;
+the self-healing panel: FLISR cases confirmed (and a stale one refused), faults injected and repaired.
 
 The server is uvicorn in a thread on a socket bound before it starts, so the browser's first request
 simply waits in the listen backlog: no polling for readiness.
@@ -19,9 +20,9 @@ import uvicorn
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
-from api.centre_double import FEEDER_LENGTH, T0, FakeCentre, sample_state
+from api.centre_double import FEEDER_LENGTH, READY_CASE, STALE_CASE, T0, FakeCentre, sample_state
 from gridmesh.api import Hub, create_app
-from gridmesh.api.ports import ReadingsView
+from gridmesh.api.ports import FaultRequest, ReadingsView
 from gridmesh.security.tokens import Role, TokenStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,6 +42,7 @@ class Served:
     url: str
     centre: FakeCentre
     operator_token: str
+    viewer_token: str
 
 
 @pytest.fixture
@@ -48,6 +50,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     centre = FakeCentre()
     store = TokenStore(tmp_path / "tokens.json")
     token = store.create(Role.OPERATOR, "night-shift")
+    viewer = store.create(Role.VIEWER, "wallboard")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -56,7 +59,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        yield Served(f"http://127.0.0.1:{port}", centre, token)
+        yield Served(f"http://127.0.0.1:{port}", centre, token, viewer)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -139,4 +142,95 @@ def test_dashboard_live(served: Served, page: Page, tmp_path: Path) -> None:
     png = page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 30_000
     assert distinct_colours(png) > 200
+    assert errors == []
+
+
+def test_self_healing_panel(served: Served, page: Page, tmp_path: Path) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{served.url}/#token={served.operator_token}")
+    panel = page.locator("#self-healing")
+    cases = panel.locator("article.case")
+    expect(cases).to_have_count(3, timeout=WAIT_MS)
+    expect(cases.first).to_have_attribute("data-case-id", READY_CASE)  # newest first
+    expect(panel).to_contain_text("2 awaiting confirmation · 1 fault in the grid")
+
+    failed = panel.locator('article[data-case-id="rtn-1"]')
+    expect(failed.locator(".status-badge")).to_have_text("failed")
+    expect(failed).to_contain_text("S-B2 did not operate: refused by the device: interlock")
+    expect(failed.locator('li.step[data-outcome="failed"]')).to_have_attribute("data-switch", "S-B2")
+    expect(failed.get_by_role("button")).to_have_count(0)
+
+    ready = panel.locator(f'article[data-case-id="{READY_CASE}"]')
+    expect(ready.locator(".status-badge")).to_have_text("awaiting confirmation")
+    expect(ready.locator(".case-facts")).to_contain_text("trips CB-A")
+    expect(ready.locator(".case-facts")).to_contain_text("planned in 37.5 ms")
+    expect(ready.locator(".case-facts")).to_contain_text("restored 14 customers · 61.5 kW")
+    expect(ready.locator(".case-facts")).to_contain_text("unrestored 3 customers")
+    steps = ready.locator("li.step")
+    expect(steps).to_have_count(3)
+    assert [steps.nth(i).get_attribute("data-switch") for i in range(3)] == ["S-A3", "S-A4", "S-AB"]
+    expect(steps.nth(0)).to_contain_text("open")
+    expect(steps.nth(0).locator(".purpose")).to_have_text("isolate")
+    expect(steps.nth(2).locator(".purpose")).to_have_text("restore")
+    expect(steps.nth(2).locator(".outcome")).to_have_text("planned")
+
+    # confirm: the fake starts executing; when its worker finishes, the next push refreshes the panel
+    ready.get_by_role("button", name="Confirm").click()
+    expect(ready).to_have_attribute("data-status", "executing", timeout=WAIT_MS)
+    expect(ready.locator(".status-badge")).to_have_text("executing")
+    expect(ready.get_by_role("button")).to_have_count(0)
+    assert served.centre.confirmed == [(READY_CASE, "night-shift")]
+    served.centre.finish(READY_CASE)
+    pusher = threading.Thread(target=served.centre.push, args=(sample_state(T0 + timedelta(minutes=1)),))
+    pusher.start()
+    pusher.join()
+    expect(ready).to_have_attribute("data-status", "done", timeout=WAIT_MS)
+    expect(ready.locator('li.step[data-outcome="done"]')).to_have_count(3)
+
+    # a stale plan is refused with the reason and what to do
+    stale = panel.locator(f'article[data-case-id="{STALE_CASE}"]')
+    stale.get_by_role("button", name="Confirm").click()
+    expect(stale.locator(".case-error")).to_contain_text(
+        "stale plan: switch S-AB is now closed; the plan assumed otherwise", timeout=WAIT_MS
+    )
+    expect(stale.locator(".case-error")).to_contain_text("plan again from the present grid state")
+    expect(stale).to_have_attribute("data-status", "awaiting-confirmation")
+    assert served.centre.confirmed == [(READY_CASE, "night-shift")]
+
+    # inject a fault through the form, then repair it
+    line_ids = {b.id for b in served.centre.net.branches if b.kind == "line"}
+    options = panel.locator("datalist#fault-elements option")
+    expect(options).to_have_count(len(line_ids))
+    assert set(options.evaluate_all("(os) => os.map((o) => o.value)")) == line_ids
+    panel.get_by_label("element id").fill("L-B4")
+    panel.get_by_label("fault type").select_option("line-to-ground")
+    panel.get_by_label("permanent").uncheck()
+    panel.get_by_role("button", name="Inject").click()
+    expect(panel.locator(".form-result")).to_have_text("F3: line-to-ground fault on L-B4 injected", timeout=WAIT_MS)
+    request = FaultRequest(element="L-B4", table="lines", fault_type="line-to-ground", permanent=False)
+    assert served.centre.injected == [(request, "night-shift")]
+    row = panel.locator('tr[data-fault-id="F3"]')
+    expect(row).to_contain_text("temporary", timeout=WAIT_MS)
+    row.get_by_role("button", name="Repair").click()
+    expect(row.locator(".fault-state")).to_contain_text("by night-shift", timeout=WAIT_MS)
+    assert served.centre.repaired == [("F3", "night-shift")]
+
+    shot = tmp_path / "self-healing.png"
+    png = page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 30_000
+    assert distinct_colours(png) > 200
+
+    # a viewer sees the same cases and faults, without the operator's buttons and form
+    browser = page.context.browser
+    assert browser is not None
+    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
+    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
+    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    seen = wallboard.locator("#self-healing")
+    expect(seen.locator('tr[data-fault-id="F2"]')).to_contain_text("in the grid", timeout=WAIT_MS)
+    expect(seen.locator("article.case")).to_have_count(3)
+    expect(seen.get_by_role("button")).to_have_count(0)
+    expect(seen.locator("form")).to_be_hidden()
+    expect(seen).to_contain_text("need an operator token")
     assert errors == []

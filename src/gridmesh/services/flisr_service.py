@@ -250,7 +250,8 @@ class FlisrService:
             return sorted(self._cases.values(), key=lambda c: c.opened_ns, reverse=True)
 
     def _note(self, case: FlisrCase, what: str, message: str, severity: str = "info", **data: Any) -> None:
-        entry = {"ts_ns": self.clock(), "what": what, "message": message, **data}
+        # ts_ns: the grid's (simulated) time; wall_s: the wall clock, for the time-to-command target.
+        entry = {"ts_ns": self.clock(), "wall_s": time.time(), "what": what, "message": message, **data}
         case.log.append(entry)
         self.on_event(
             [StoredEvent(entry["ts_ns"], "flisr", case.id, f"{what}: {message}", severity, {"case": case.id, **entry})]

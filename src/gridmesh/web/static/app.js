@@ -3,6 +3,7 @@
 
 import { Api, Unauthorized, connectStream, forgetToken, initialToken, saveToken } from "./api.js";
 import { drawChart } from "./charts.js";
+import { SelfHealingPanel } from "./flisr.js";
 import { NetworkMap } from "./network.js";
 import { AlarmTable, renderCounters, renderSites } from "./panels.js";
 
@@ -14,6 +15,7 @@ const CHART_POINTS = 240;
 const ui = {
   map: new NetworkMap($("network"), $("tooltip")),
   alarms: new AlarmTable($("alarms"), $("alarm-count"), acknowledge),
+  selfHealing: new SelfHealingPanel($("self-healing"), showError),
   siteNames: new Map(),
   substation: { t: [], value: [] },
   deviceSeries: null,
@@ -31,6 +33,7 @@ function setConnection(state, text) {
 
 function askForToken(message = "") {
   stopStream?.();
+  ui.selfHealing.stop();
   setConnection("refused", "signed out");
   $("token-error").textContent = message;
   $("token-input").value = "";
@@ -180,13 +183,15 @@ async function start(token) {
     throw e;
   }
   $("role").textContent = `${me.role} · ${me.name}`;
-  ui.alarms.canAcknowledge = me.role === "operator" || me.role === "admin";
+  const canOperate = me.role === "operator" || me.role === "admin";
+  ui.alarms.canAcknowledge = canOperate;
 
   const network = await api.get("/api/v1/network");
   ui.siteNames = new Map(network.sites.map((s) => [s.id, s.name]));
   $("grid-name").textContent = network.name;
   $("network-info").textContent = `${network.buses.length.toLocaleString()} buses · ${network.branches.length.toLocaleString()} branches`;
   ui.map.setNetwork(network);
+  ui.selfHealing.start(api, network, canOperate);
 
   const state = await api.get("/api/v1/state").catch((e) => { if (e.status === 503) return null; throw e; });
   if (state) ui.gridTime = Date.parse(state.time);
@@ -213,8 +218,8 @@ async function start(token) {
 
   stopStream = connectStream(token, {
     onMessage: (message) => {
-      if (message.type === "state") showState(message.data);
-      else if (message.type === "alarm") ui.alarms.upsert(message.data);
+      if (message.type === "state") { showState(message.data); ui.selfHealing.refresh(); }
+      else if (message.type === "alarm") { ui.alarms.upsert(message.data); ui.selfHealing.refresh(); }
       else if (message.type === "readings") showReadings(message.data);
     },
     onStatus: setConnection,

@@ -38,7 +38,7 @@ export function renderCounters(table, counters) {
     : '<tr><td class="muted">no counters yet</td><td></td></tr>';
 }
 
-function timeOf(iso) {
+export function timeOf(iso) {
   return new Date(iso).toLocaleString([], { hour12: false, month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
