@@ -57,7 +57,7 @@ def main() -> None:
                 continue
             wall = {e["what"]: e["wall_s"] for e in case.log}
             steps = [e for e in case.log if e["what"] == "step"]
-            opened = case.log[0]["wall_s"]
+            opened = case.log[0].get("lockout_wall_s", case.log[0]["wall_s"])  # the lockout event's arrival
             rows.append(
                 (
                     line,

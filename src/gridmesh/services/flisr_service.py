@@ -81,7 +81,7 @@ class FlisrService:
         clock: Callable[[], int],
         on_event: Callable[[list[StoredEvent]], None],
         mode: FlisrMode = FlisrMode.AUTOMATIC,
-        settle_s: float = 1.0,
+        settle_s: float = 0.3,
         ack_timeout_s: float = ACK_TIMEOUT_S,
     ) -> None:
         self.mode, self.settle_s, self.ack_timeout_s = mode, settle_s, ack_timeout_s
@@ -94,6 +94,7 @@ class FlisrService:
         self._lock = threading.Lock()
         self._counter = 0
         self._timer: threading.Timer | None = None
+        self._first_lockout = 0.0
         self._stopped = False
 
     def stop(self) -> None:
@@ -110,6 +111,8 @@ class FlisrService:
         with self._lock:
             if self._stopped or switch in self._pending:
                 return
+            if not self._pending:
+                self._first_lockout = time.time()
             self._pending.add(switch)
             self._timer = threading.Timer(self.settle_s, self._open_case)
             self._timer.daemon = True
@@ -123,6 +126,7 @@ class FlisrService:
     def _open_case(self) -> None:
         with self._lock:
             trips, self._pending = tuple(sorted(self._pending)), set()
+            lockout_wall = self._first_lockout
             if self._stopped:
                 return
         if not trips:
@@ -130,7 +134,7 @@ class FlisrService:
         case = FlisrCase(self._next_id("fault"), "fault", self.clock(), trips)
         with self._lock:
             self._cases[case.id] = case
-        self._note(case, "opened", f"lockout of {', '.join(trips)}")
+        self._note(case, "opened", f"lockout of {', '.join(trips)}", lockout_wall_s=lockout_wall)
         try:
             self._plan(case)
         except PlanRefused as refused:
