@@ -14,6 +14,7 @@ from rich.panel import Panel
 from gridmesh.api.app import create_app
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli.console import console
+from gridmesh.cli.controllers import CONTROLLERS, ControllerName
 from gridmesh.security.tokens import ensure_operator_token, store_in
 from gridmesh.services.bus import Bus, InProcessBus
 from gridmesh.services.centre import CentreSettings, ControlCentre
@@ -32,6 +33,10 @@ Historian = Annotated[
 Keys = Annotated[
     Path | None,
     typer.Option("--keys", help="folder of the keyrings from `gridmesh keys provision` (default <data>/keys)"),
+]
+Controllers = Annotated[
+    list[ControllerName] | None,
+    typer.Option("--controller", help="run this controller live every 15 simulated minutes (repeatable)"),
 ]
 Cycle = Annotated[float, typer.Option("--cycle", min=0.2, help="state-estimation cycle, wall seconds")]
 
@@ -70,6 +75,7 @@ def run(
     cycle: Cycle = 5.0,
     mqtt: Annotated[str | None, typer.Option("--mqtt", help="run over this broker instead of in-process")] = None,
     keys: Keys = None,
+    controller: Controllers = None,
 ) -> None:
     """The whole platform in one process: centre, dashboard, historian and field simulator; no server needed."""
     loaded = scenario_cli.load(scenario)
@@ -78,7 +84,14 @@ def run(
     bus: Bus = InProcessBus() if mqtt is None else mqtt_bus(mqtt, client_id="gridmesh-run", data=data)
     with console.status("starting the centre and the field simulator …"):
         centre, store = start_centre(
-            loaded, data, bus, clock=clock, historian_url=historian, settings=CentreSettings(cycle_s=cycle), keys=keys
+            loaded,
+            data,
+            bus,
+            clock=clock,
+            historian_url=historian,
+            settings=CentreSettings(cycle_s=cycle),
+            keys=keys,
+            controllers=[CONTROLLERS[name]() for name in controller or []],
         )
         platform = Platform(bus, store, centre)
         platform.field = start_field(loaded, data, bus, clock=clock, keys=keys)
@@ -96,6 +109,7 @@ def centre(
     historian: Historian = None,
     cycle: Cycle = 5.0,
     keys: Keys = None,
+    controller: Controllers = None,
 ) -> None:
     """The control centre alone, fed by field devices through an MQTT broker."""
     loaded = scenario_cli.load(scenario)
@@ -103,7 +117,14 @@ def centre(
     bus = mqtt_bus(mqtt, client_id="gridmesh-centre", data=data)
     settings = CentreSettings(cycle_s=cycle)
     the_centre, store = start_centre(
-        loaded, data, bus, clock=SimClock(speed=speed), historian_url=historian, settings=settings, keys=keys
+        loaded,
+        data,
+        bus,
+        clock=SimClock(speed=speed),
+        historian_url=historian,
+        settings=settings,
+        keys=keys,
+        controllers=[CONTROLLERS[name]() for name in controller or []],
     )
     _serve(Platform(bus, store, the_centre), the_centre, data, host, port)
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import math
 import webbrowser
-from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,10 +21,7 @@ from gridmesh.cli import reliability as reliability_cli
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli import token as token_cli
 from gridmesh.cli.console import console, errors
-from gridmesh.control.controller import Controller, NoControl
-from gridmesh.control.mpc import ModelPredictiveControl
-from gridmesh.control.rules import PeakShaving, TimeOfUseArbitrage
-from gridmesh.control.self_consumption import SelfConsumption
+from gridmesh.cli.controllers import CONTROLLERS, ControllerName
 from gridmesh.control.volt_var import InverterCurves
 from gridmesh.errors import GridmeshError
 from gridmesh.model.graph import connectivity
@@ -46,23 +41,6 @@ app.command(name="run")(live_cli.run)
 app.command(name="centre")(live_cli.centre)
 app.command(name="field")(live_cli.field)
 app.command(name="reliability")(reliability_cli.reliability)
-
-
-class ControllerName(StrEnum):
-    NONE = "none"
-    SELF_CONSUMPTION = "self-consumption"
-    PEAK_SHAVING = "peak-shaving"
-    TOU = "tou"
-    MPC = "mpc"
-
-
-CONTROLLERS: dict[ControllerName, Callable[[], Controller]] = {
-    ControllerName.NONE: NoControl,
-    ControllerName.SELF_CONSUMPTION: SelfConsumption,
-    ControllerName.PEAK_SHAVING: PeakShaving,
-    ControllerName.TOU: TimeOfUseArbitrage,
-    ControllerName.MPC: ModelPredictiveControl,
-}
 
 
 @app.command()

@@ -66,3 +66,13 @@ def pcc_rating_kva(network: Network, switch_id: str) -> float | None:
 def member_positions(ids: Sequence[str], members: frozenset[str]) -> npt.NDArray[np.int64]:
     """Positions of a site's members in a table's id order (for numpy column selection)."""
     return np.fromiter((i for i, x in enumerate(ids) if x in members), dtype=np.int64)
+
+
+def pcc_limits_kw(network: Network, sites: Mapping[str, SiteMembers]) -> dict[str, float]:
+    """The PCC rating of every microgrid whose PCC branch has one: what the safety layer keeps flows within."""
+    ratings = {
+        s: pcc_rating_kva(network, network.sites[s].pcc or "")
+        for s, m in sites.items()
+        if m.level is SiteLevel.MICROGRID
+    }
+    return {s: v for s, v in ratings.items() if v is not None}

@@ -38,6 +38,7 @@ from gridmesh.api.ports import (
     SiteSummary,
     StateView,
 )
+from gridmesh.control.controller import Controller
 from gridmesh.errors import NotFound
 from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
@@ -64,6 +65,7 @@ from gridmesh.services.flisr_service import FlisrMode, FlisrService
 from gridmesh.services.historian.base import Historian, ReadingRows, StoredEvent
 from gridmesh.services.historian.retention import RetentionPolicy, RetentionSchedule
 from gridmesh.services.ingest import Ingest
+from gridmesh.services.live_control import LiveControl
 from gridmesh.services.live_feed import LiveFeed
 from gridmesh.services.live_image import LiveImage
 from gridmesh.services.measurements import TelemetryMeasurements
@@ -101,6 +103,7 @@ class ControlCentre:
         *,
         clock: Clock | None = None,
         settings: CentreSettings | None = None,
+        controllers: Sequence[Controller] = (),
     ) -> None:
         self.scenario, self.historian, self.bus = scenario, historian, bus
         self.net = scenario.network
@@ -133,6 +136,14 @@ class ControlCentre:
         self._masks = self._site_masks()
         self.switches = SwitchStates(self.net)
         self._estimator_version = 0
+        # The study's control cycle, live: controllers plan every 15 simulated minutes on the live image.
+        self.control = (
+            LiveControl(
+                self.net, self.sites, self.catalogue, self.image, profiles, self.commands, self.clock, controllers
+            )
+            if controllers
+            else None
+        )
         self.fault_desk = FaultDesk(self.net, keyring, bus, clock=self.clock.now_ns, on_event=historian.write_events)
         self.flisr = FlisrService(
             self.net,
@@ -294,6 +305,11 @@ class ControlCentre:
             self.cycles += 1
             self.cycle_ms = [*self.cycle_ms[-999:], cycle_ms]
         self.alarm_engine.evaluate(now_ns, self._observed(estimate))
+        if self.control is not None:
+            decision = self.control.tick(self.clock.now())
+            if decision is not None and (decision.failed or decision.refusals):
+                refused = len(decision.refusals)
+                log.warning("control step %s: failed %s, %d refusals", decision.time, decision.failed, refused)
         self._push(state)
         if self._retention is not None:
             self._retention.run_if_due(self.historian, utc(now_ns))

@@ -138,8 +138,9 @@ class FlisrService:
         try:
             self._plan(case)
         except PlanRefused as refused:
-            case.status, case.message = CaseStatus.FAILED, str(refused)
+            case.message = str(refused)
             self._note(case, "refused", str(refused), severity="warning")
+            case.status = CaseStatus.FAILED
             return
         if self.mode is FlisrMode.AUTOMATIC:
             self._execute(case)
@@ -208,21 +209,24 @@ class FlisrService:
             if outcome == "done":
                 continue
             if case.plan is None:
-                case.status, case.message = CaseStatus.FAILED, f"{step.switch} did not operate: {outcome}"
-                self._note(case, "failed", case.message, severity="major")
+                self._fail(case, f"{step.switch} did not operate: {outcome}")
                 return
             try:
                 case.plan = next_plan(case.plan, step.switch)
             except PlanRefused as refused:
-                case.status, case.message = CaseStatus.FAILED, str(refused)
-                self._note(case, "failed", str(refused), severity="major")
+                self._fail(case, str(refused))
                 return
             done = {(s.switch, s.action) for s, o in case.done if o == "done"}
             queue = [s for s in case.plan.steps if (s.switch, s.action) not in done]
             case.steps = case.plan.steps
             self._note(case, "replanned", f"next-best plan without {step.switch}: {len(queue)} steps left")
-        case.status = CaseStatus.DONE
         self._note(case, "done", f"{len(case.done)} steps executed")
+        case.status = CaseStatus.DONE  # after the event is stored: a reader seeing "done" finds it logged
+
+    def _fail(self, case: FlisrCase, message: str) -> None:
+        case.message = message
+        self._note(case, "failed", message, severity="major")
+        case.status = CaseStatus.FAILED
 
     def _operate(self, step: Step) -> str:
         """Send one switching command and wait for the device's answer: "done" or why not."""

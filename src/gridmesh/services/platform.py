@@ -7,10 +7,12 @@ assembly is shared here so that every mode wires the parts the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridmesh.adapters.mqtt.bus import MqttBus
+from gridmesh.control.controller import Controller
 from gridmesh.model.scenario import Scenario
 from gridmesh.security.keys import CentreKeyring, FieldKeyring, ensure_keyrings
 from gridmesh.services.bus import Bus, InProcessBus
@@ -73,10 +75,13 @@ def start_centre(
     historian_url: str | None = None,
     settings: CentreSettings | None = None,
     keys: Path | None = None,
+    controllers: Sequence[Controller] = (),
 ) -> tuple[ControlCentre, Historian]:
     historian = open_historian(historian_url or data / "historian.duckdb")
     _, centre_ring = keyrings(data, scenario, keys)
-    centre = ControlCentre(scenario, historian, bus, centre_ring, clock=clock, settings=settings)
+    centre = ControlCentre(
+        scenario, historian, bus, centre_ring, clock=clock, settings=settings, controllers=controllers
+    )
     centre.start()
     return centre, historian
 

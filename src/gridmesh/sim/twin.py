@@ -14,9 +14,8 @@ from gridmesh.control.volt_var import InverterCurves, VoltVarWatt
 from gridmesh.devices.battery import BatteryFleet
 from gridmesh.devices.ev import draw_sessions, uncontrolled_power
 from gridmesh.market.tariff import TimeOfUseTariff
-from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
-from gridmesh.model.sites import pcc_rating_kva, resolve_sites
+from gridmesh.model.sites import pcc_limits_kw, resolve_sites
 from gridmesh.physics.powerflow import STUDY_OUTPUTS, FloatArray, Injections, PowerFlow, PowerFlowResult
 from gridmesh.sim.injections import ProfileInjections, ProfileWindow
 
@@ -56,12 +55,7 @@ class StudyTwin:
         self.sessions = draw_sessions(self.ev_chargers, steps=self.steps, dt_h=self.dt_h, seed=seed)
         self.tariff = tariff or TimeOfUseTariff()
         self.inverters = None if volt_var is None else VoltVarWatt(net, self.engine, volt_var)
-        ratings = {
-            s: pcc_rating_kva(net, net.sites[s].pcc or "")
-            for s, m in self.sites.items()
-            if m.level is SiteLevel.MICROGRID
-        }
-        self.pcc_limits_kw = {s: v for s, v in ratings.items() if v is not None}
+        self.pcc_limits_kw = pcc_limits_kw(net, self.sites)
 
     def window(self, offset: int, steps: int) -> tuple[Window, ProfileWindow]:
         """The frozen process image of steps ``offset … offset+steps-1`` of the study, and its reactive powers."""
