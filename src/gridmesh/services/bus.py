@@ -54,8 +54,8 @@ class _Subscription:
         self.handler = handler
         self.queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self._on_error = on_error
-        self._idle = threading.Event()
-        self._idle.set()
+        self._unhandled = 0  # put but not yet handled: drained() waits for 0 (an empty queue is not enough)
+        self._count = threading.Condition()
         self.thread = threading.Thread(target=self._run, name=f"bus:{pattern}", daemon=True)
         self.thread.start()
 
@@ -64,7 +64,6 @@ class _Subscription:
             first = self.queue.get()
             if first is None:
                 return
-            self._idle.clear()
             batch = [first]
             stop = False
             while len(batch) < MAX_BATCH:
@@ -80,18 +79,25 @@ class _Subscription:
                 self.handler(batch)
             except Exception as exc:  # a failing handler must not stop delivery of later messages
                 self._on_error(exc)
-            if self.queue.empty():
-                self._idle.set()
+            with self._count:
+                self._unhandled -= len(batch)
+                self._count.notify_all()
             if stop:
                 return
 
+    def put(self, message: Message) -> None:
+        with self._count:
+            self._unhandled += 1
+        self.queue.put(message)
+
+    @property
+    def idle(self) -> bool:
+        with self._count:
+            return self._unhandled == 0
+
     def drained(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.queue.empty() and self._idle.is_set():
-                return True
-            time.sleep(0.001)
-        return False
+        with self._count:
+            return self._count.wait_for(lambda: self._unhandled == 0, timeout)
 
 
 class InProcessBus:
@@ -119,7 +125,7 @@ class InProcessBus:
             self.published += 1
         message = Message(topic, payload)
         for sub in subs:
-            sub.queue.put(message)
+            sub.put(message)
 
     def subscribe(self, pattern: str, handler: BatchHandler) -> None:
         with self._lock:
@@ -127,11 +133,17 @@ class InProcessBus:
             self._subs.append(sub)
             for topic, payload in self._retained.items():
                 if topic_matches_sub(pattern, topic):
-                    sub.queue.put(Message(topic, payload))
+                    sub.put(Message(topic, payload))
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every queued message has been handled (tests and orderly shutdown)."""
-        return all(s.drained(timeout) for s in list(self._subs))
+        deadline = time.monotonic() + timeout
+        while True:  # a handler may publish to a subscription already waited for: until all are idle at once
+            subs = list(self._subs)
+            if not all(s.drained(max(0.0, deadline - time.monotonic())) for s in subs):
+                return False
+            if all(s.idle for s in subs):
+                return True
 
     def close(self) -> None:
         with self._lock:
