@@ -21,7 +21,7 @@ from gridmesh.cli import reliability as reliability_cli
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli import token as token_cli
 from gridmesh.cli.console import console, errors
-from gridmesh.cli.controllers import CONTROLLERS, ControllerName
+from gridmesh.cli.controllers import ControllerName, build_controller
 from gridmesh.control.volt_var import InverterCurves
 from gridmesh.errors import GridmeshError
 from gridmesh.model.graph import connectivity
@@ -144,7 +144,9 @@ def simulate(
             result = run_study(
                 scenario,
                 out=out,
-                controller=[CONTROLLERS[name]() for name in controller or [ControllerName.SELF_CONSUMPTION]],
+                controller=[
+                    build_controller(name, scenario) for name in controller or [ControllerName.SELF_CONSUMPTION]
+                ],
                 detail=detail,
                 seed=seed,
                 volt_var=InverterCurves() if volt_var else None,

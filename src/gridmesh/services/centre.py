@@ -35,12 +35,10 @@ from gridmesh.api.ports import (
     NetworkView,
     Pushed,
     SeriesView,
-    SiteSummary,
     StateView,
 )
 from gridmesh.control.controller import Controller
 from gridmesh.errors import NotFound
-from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
 from gridmesh.physics.estimation import Estimate, StateEstimator
@@ -69,9 +67,9 @@ from gridmesh.services.live_control import LiveControl
 from gridmesh.services.live_feed import LiveFeed
 from gridmesh.services.live_image import LiveImage
 from gridmesh.services.measurements import TelemetryMeasurements
+from gridmesh.services.site_summary import SiteSummaries
 from gridmesh.services.switch_states import SwitchStates
 from gridmesh.sim.profiles_at import ProfilesAt
-from gridmesh.sim.site_flows import pcc_reading
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 from gridmesh.telemetry.envelope import Event, Presence
 from gridmesh.telemetry.quantities import QUANTITIES
@@ -133,8 +131,8 @@ class ControlCentre:
         )
         profiles = ProfilesAt(self.net, scenario.profiles)
         self.measurements = TelemetryMeasurements(self.net, profiles, DEFAULT_PERIODS)
-        self._masks = self._site_masks()
         self.switches = SwitchStates(self.net)
+        self._summaries = SiteSummaries(self.net, self.sites, self.image, self.switches.closed)
         self._estimator_version = 0
         # The study's control cycle, live: controllers plan every 15 simulated minutes on the live image.
         self.control = (
@@ -341,7 +339,7 @@ class ControlCentre:
             loading_pct=rounded(loading, 1),
             substation_p_kw=float(np.nansum(estimate.grid_p_kw)),
             substation_q_kvar=float(np.nansum(estimate.grid_q_kvar)),
-            sites=self._site_summaries(estimate),
+            sites=self._summaries(estimate),
             estimator=EstimatorInfo(
                 observable=estimate.observable,
                 problem=estimate.observability or estimate.message,
@@ -351,44 +349,6 @@ class ControlCentre:
                 cycle_ms=round(cycle_ms, 1),
             ),
         )
-
-    def _site_masks(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per microgrid: battery energy (0 outside) in image order, and generator / load membership masks."""
-        soc = self.image.series(DeviceKind.BATTERY, "SocPct").elements
-        gen = self.image.series(DeviceKind.INVERTER, "TotW").elements
-        use = self.image.series(DeviceKind.METER, "TotW").elements
-        out = {}
-        for site, members in self.sites.items():
-            if members.level is SiteLevel.MICROGRID:
-                bats, gens, loads = (members.elements[t] for t in ("batteries", "generators", "loads"))
-                e = np.array([self.net.batteries[b].e_kwh if b in bats else 0.0 for b in soc])
-                out[site] = (e, np.array([g in gens for g in gen], bool), np.array([u in loads for u in use], bool))
-        return out
-
-    def _site_summaries(self, estimate: Estimate) -> list[SiteSummary]:
-        soc = self.image.series(DeviceKind.BATTERY, "SocPct").value
-        gen = self.image.series(DeviceKind.INVERTER, "TotW").value
-        use = self.image.series(DeviceKind.METER, "TotW").value
-        out = []
-        for site, (e, g, u) in self._masks.items():
-            pcc = self.net.sites[site].pcc or ""
-            reading = pcc_reading(self.net, estimate.index, pcc, self.sites[site].buses)
-            flows = getattr(estimate, reading.array, None)
-            import_kw = float(reading.sign * flows[reading.column]) if flows is not None else 0.0
-            has = (e > 0) & np.isfinite(soc)
-            soc_pct = float(np.sum(soc[has] * e[has]) / np.sum(e[has])) if has.any() else None
-            produced, consumed = float(np.nansum(gen[g])), float(np.nansum(use[u]))
-            share = min(100.0, 100.0 * produced / consumed) if consumed > 0 else None
-            out.append(
-                SiteSummary(
-                    site=site,
-                    import_kw=round(import_kw, 1) if np.isfinite(import_kw) else 0.0,
-                    soc_pct=None if soc_pct is None else round(soc_pct, 1),
-                    renewable_share_pct=None if share is None else round(share, 1),
-                    islanded=pcc in self.net.switches and not self.switches.closed(pcc),
-                )
-            )
-        return out
 
     # -- the API port ---------------------------------------------------------------------------------
     def network(self) -> NetworkView:
