@@ -345,7 +345,9 @@ class ForecastingMpc(ModelPredictiveControl):
         hours = self._hours[horizon]
         substation_kw, site_load_kw = f.substation_kw.copy(), f.site_load_kw.copy()
         substation_kw[horizon] = substation[:n] + self.reserve * self._sigma(None)[hours]
-        site_sigma = np.stack([self._sigma(name)[hours] for name in self._site_names], axis=-1).reshape(n, -1)
+        site_sigma = np.zeros((n, len(self._site_names)))
+        for k, name in enumerate(self._site_names):
+            site_sigma[:, k] = self._sigma(name)[hours]
         site_load_kw[horizon] = site[:n] + self.reserve * site_sigma
         return super().problem(
             replace(f, substation_kw=substation_kw, site_load_kw=site_load_kw), fleet, horizon, limits
