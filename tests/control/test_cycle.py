@@ -94,6 +94,16 @@ def test_ramp_limit(microgrid: Network) -> None:
     assert result.battery_kw[:, 0] == pytest.approx([1.5, 3.0, 4.0])
 
 
+def test_the_ramp_continues_across_windows(microgrid: Network) -> None:
+    """The next window (a study's next days, the next live step) ramps from the power applied last."""
+    safety = SafetyLayer(ramp_kw_per_step=np.array([1.5]))
+    cycle = ControlCycle([Fixed("step", 5, 4.0)], safety)
+    w, fleet = window(microgrid, steps=2)
+    assert cycle.run(w, fleet).battery_kw[:, 0] == pytest.approx([1.5, 3.0])
+    down = ControlCycle([Fixed("stop", 5, 0.0)], safety)
+    assert down.run(w, fleet).battery_kw[:, 0] == pytest.approx([1.5, 0.0])  # from 3.0, not from zero
+
+
 def test_failing_controller_is_isolated_and_reported(microgrid: Network) -> None:
     w, fleet = window(microgrid, steps=2)
     cycle = ControlCycle([Broken(), Fixed("steady", 1, 2.0)])

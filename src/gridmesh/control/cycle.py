@@ -65,6 +65,13 @@ class SafetyLayer:
     ramp_kw_per_step: FloatArray | None = None  # per battery; None: no ramp limit
     pcc_limit_kw: Mapping[str, float] = field(default_factory=dict)  # per microgrid
     _balance: SiteBalance = field(default_factory=SiteBalance)
+    # The power applied last, carried across windows (study windows, live steps): a ramp limit
+    # continues from it instead of from zero at every window start.
+    _last: FloatArray | None = None
+
+    def reset(self) -> None:
+        """Forget the last applied power (a new episode or study starts from idle)."""
+        self._last = None
 
     def _pcc_bounds(self, window: Window, n: int) -> tuple[FloatArray, FloatArray]:
         """Battery bounds that keep each microgrid's PCC flow within its rating: |net − Σp| ≤ limit."""
@@ -88,7 +95,7 @@ class SafetyLayer:
         power = np.zeros((steps, n))
         soc = np.zeros((steps, n))
         reason = np.full((steps, n), "", dtype=object)
-        previous = np.zeros(n)
+        previous = self._last if self._last is not None and self._last.shape == (n,) else np.zeros(n)
         for t in range(steps):
             wanted = np.nan_to_num(setpoint[t], nan=0.0)
             discharge_max, charge_max = fleet.limits_kw(window.dt_h)
@@ -106,6 +113,7 @@ class SafetyLayer:
             power[t] = fleet.step(p, window.dt_h)
             soc[t] = fleet.soc
             previous = power[t]
+        self._last = previous.copy()
         rows, cols = np.nonzero(reason != "")
         refusals = pd.DataFrame(
             {

@@ -184,6 +184,7 @@ class GridmeshEnv(gym.Env[ObsArray, ObsArray]):
         if seed is None and self._np_random is None:
             seed = self._seed  # reproducible by default, like a study
         super().reset(seed=seed)
+        self._cycle.safety.reset()
         options = options or {}
         twin, fleet = self.twin, self.twin.fleet
         last_start = twin.steps - self.episode_steps
