@@ -64,3 +64,18 @@ def test_unknown_series_and_phase_readings_are_ignored() -> None:
     assert np.isnan(image.series(DeviceKind.INVERTER, "TotW").value).all()
     # A quantity no device of the kind reports gives NaN for all, not an error.
     assert np.isnan(image.series(DeviceKind.METER, "SocPct").value).all()
+
+
+def test_overlay_puts_fresh_readings_over_the_fallback() -> None:
+    image = LiveImage(catalogue_of(_network()))
+    m1, m2 = device_id(DeviceKind.METER, "house 1"), device_id(DeviceKind.METER, "house 2")
+    image.update(_rows([(m1, "TotW", "", 3000.0, 100), (m2, "TotW", "", 4500.0, 10)]))
+    order = ["house 2", "nobody", "house 1"]  # any element order; unknown elements keep their fallback
+    kw, kept = image.overlay(DeviceKind.METER, "TotW", order, np.array([1.0, 2.0, 3.0]), scale=1e-3)
+    np.testing.assert_array_equal(kw, [4.5, 2.0, 3.0])
+    assert kept == 1
+    fresh_only, kept = image.overlay(
+        DeviceKind.METER, "TotW", order, np.array([1.0, 2.0, 9.0]), scale=1e-3, fresh_after_ns=50
+    )
+    np.testing.assert_array_equal(fresh_only, [1.0, 2.0, 3.0])  # house 2's reading (ts 10) is too old
+    assert kept == 2

@@ -73,6 +73,7 @@ from gridmesh.sim.profiles_at import ProfilesAt
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 from gridmesh.telemetry.envelope import Event, Presence
 from gridmesh.telemetry.quantities import QUANTITIES
+from gridmesh.units import W_PER_KW
 
 log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
@@ -203,13 +204,10 @@ class ControlCentre:
 
     def _loads_now(self) -> dict[str, float]:
         """kW per load: the meter's latest reading, else the profile value now."""
-        meters = self.image.series(DeviceKind.METER, "TotW")
         base = self.measurements.profiles.values(self.clock.now().replace(tzinfo=None))
-        kw = dict(zip(self.net.loads, base.load_p_kw[0].tolist(), strict=True))
-        kw.update(
-            (el, v / 1e3) for el, v in zip(meters.elements, meters.value.tolist(), strict=True) if np.isfinite(v)
-        )
-        return kw
+        loads = list(self.net.loads)
+        kw, _ = self.image.overlay(DeviceKind.METER, "TotW", loads, base.load_p_kw[0], scale=1 / W_PER_KW)
+        return dict(zip(loads, kw.tolist(), strict=True))
 
     def _command_done(self, record: CommandRecord) -> None:
         spec = self.catalogue.devices[record.device]

@@ -129,11 +129,11 @@ class LiveControl:
         self.fleet = BatteryFleet.of(list(network.batteries.values()))
         self.cycle = ControlCycle(controllers, SafetyLayer(pcc_limit_kw=pcc_limits_kw(network, sites)))
         self._stale_ns = {kind: int(STALE_PERIODS * p * NS_PER_S) for kind, p in periods.items()}
-        self._position = {
-            DeviceKind.METER: {e: i for i, e in enumerate(network.loads)},
-            DeviceKind.INVERTER: {e: i for i, e in enumerate(network.generators)},
-            DeviceKind.EVSE: {e: i for i, e in enumerate(network.ev_chargers)},
-            DeviceKind.BATTERY: {e: i for i, e in enumerate(self.fleet.ids)},
+        self._elements = {  # element order of the Window's columns, per measuring device kind
+            DeviceKind.METER: list(network.loads),
+            DeviceKind.INVERTER: list(network.generators),
+            DeviceKind.EVSE: list(network.ev_chargers),
+            DeviceKind.BATTERY: list(self.fleet.ids),
         }
         by_element = catalogue.by_element(DeviceKind.BATTERY)
         self._battery_device = {b: by_element[b].id for b in self.fleet.ids if b in by_element}
@@ -152,25 +152,26 @@ class LiveControl:
     def _present(self, kind: DeviceKind, quantity: str, fallback: FloatArray, now_ns: int) -> tuple[FloatArray, int]:
         """``fallback`` (kW or kvar per element) with every fresh reading of ``quantity`` put in; how many
         elements kept the fallback."""
-        series = self.image.series(kind, quantity)
-        out = fallback.astype(np.float64, copy=True)
-        fresh = np.isfinite(series.value) & (now_ns - series.ts_ns <= self._stale_ns.get(kind, 0))
-        position = self._position[kind]
-        live = 0
-        for element, value, ok in zip(series.elements, series.value.tolist(), fresh.tolist(), strict=True):
-            if ok and element in position:
-                out[position[element]] = value / W_PER_KW
-                live += 1
-        return out, len(out) - live
+        return self.image.overlay(
+            kind,
+            quantity,
+            self._elements[kind],
+            fallback,
+            scale=1 / W_PER_KW,
+            fresh_after_ns=now_ns - self._stale_ns.get(kind, 0),
+        )
 
     def _update_soc(self, now_ns: int) -> None:
         """Battery SOC from fresh ``SocPct`` telemetry; the fleet model's own value where there is none."""
-        series = self.image.series(DeviceKind.BATTERY, "SocPct")
-        fresh = np.isfinite(series.value) & (now_ns - series.ts_ns <= self._stale_ns.get(DeviceKind.BATTERY, 0))
-        position = self._position[DeviceKind.BATTERY]
-        for element, value, ok in zip(series.elements, series.value.tolist(), fresh.tolist(), strict=True):
-            if ok and element in position:
-                self.fleet.soc[position[element]] = min(max(value / 100.0, 0.0), 1.0)
+        soc, _ = self.image.overlay(
+            DeviceKind.BATTERY,
+            "SocPct",
+            self._elements[DeviceKind.BATTERY],
+            self.fleet.soc,
+            scale=0.01,
+            fresh_after_ns=now_ns - self._stale_ns.get(DeviceKind.BATTERY, 0),
+        )
+        self.fleet.soc[:] = np.clip(soc, 0.0, 1.0)
 
     def window(self, now: datetime) -> tuple[Window, int]:
         """The frozen one-step image of the step containing ``now``, and how many present values are

@@ -9,6 +9,7 @@ over readings in Python.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,30 @@ class LiveImage:
             self._value[slots[newer]] = value[newer]
             self._ts[slots[newer]] = ts[newer]
         return int(newer.sum())
+
+    def overlay(
+        self,
+        kind: DeviceKind,
+        quantity: str,
+        elements: Sequence[str],
+        fallback: npt.NDArray[np.float64],
+        *,
+        scale: float = 1.0,
+        fresh_after_ns: int | None = None,
+    ) -> tuple[npt.NDArray[np.float64], int]:
+        """``fallback`` (one value per element of ``elements``) with the latest readings put in, times
+        ``scale``; a reading older than ``fresh_after_ns`` (device time) is ignored. Returns the values and
+        how many elements kept their fallback. Whoever needs "the measured value, else the model's" (the
+        live control cycle, FLISR's loads) uses this one vectorised lookup."""
+        series = self.series(kind, quantity)
+        ok = np.isfinite(series.value)
+        if fresh_after_ns is not None:
+            ok &= series.ts_ns >= fresh_after_ns
+        position = pd.Index(elements).get_indexer(pd.Index(series.elements))
+        ok &= position >= 0
+        out = np.asarray(fallback, dtype=np.float64).copy()
+        out[position[ok]] = series.value[ok] * scale
+        return out, len(out) - int(np.unique(position[ok]).size)
 
     def series(self, kind: DeviceKind, quantity: str) -> SeriesValues:
         """A copy of the latest ``quantity`` of every device of ``kind`` (NaN / 0 where none)."""
