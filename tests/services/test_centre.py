@@ -17,11 +17,11 @@ from gridmesh.physics.measurement_set import v_pu_from_phase_volts
 from gridmesh.security.keys import CentreKeyring, FieldKeyring, provision_keyrings
 from gridmesh.services.bus import InProcessBus
 from gridmesh.services.centre import ControlCentre
-from gridmesh.services.centre_views import utc
 from gridmesh.services.field import FieldSimulator
 from gridmesh.services.historian.embedded import EmbeddedHistorian
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of, device_id
 from gridmesh.telemetry.envelope import topic
+from support.live import FieldClock
 
 PCC = device_id(DeviceKind.SWITCH, "LV1.101 Switch 9")
 BATTERY = device_id(DeviceKind.BATTERY, "bess")
@@ -38,30 +38,15 @@ def keyrings(scenario: Scenario) -> tuple[FieldKeyring, CentreKeyring]:
     return provision_keyrings(catalogue_of(scenario.network).devices)
 
 
-class FieldClock:
-    """The centre's clock follows the stepped simulator (as SimClock follows the wall clock live)."""
-
-    def __init__(self) -> None:
-        self.field: FieldSimulator | None = None
-
-    def now_ns(self) -> int:
-        assert self.field is not None
-        return self.field.now_ns()
-
-    def now(self) -> datetime:
-        return utc(self.now_ns())
-
-
 class Rig:
     def __init__(self, scenario: Scenario, keyrings: tuple[FieldKeyring, CentreKeyring], folder: Path) -> None:
         self.bus = InProcessBus()
         self.historian = EmbeddedHistorian(folder / "historian.duckdb")
-        clock = FieldClock()
         noon = datetime(2016, 6, 1, 12)
         self.field = FieldSimulator(
             scenario, self.bus, keyrings[0], noise=0.0, periods=EVERY_MINUTE, data_dir=folder, start=noon
         )
-        clock.field = self.field
+        clock = FieldClock(self.field)
         self.centre = ControlCentre(scenario, self.historian, self.bus, keyrings[1], clock=clock)
 
     def step(self, seconds: float = 60.0) -> None:

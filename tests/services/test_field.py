@@ -31,7 +31,8 @@ from gridmesh.services.bus import InProcessBus, Message
 from gridmesh.services.field import GATEWAY_STATE_TOPIC, FieldSimulator
 from gridmesh.services.field_grid import FieldGrid
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
-from gridmesh.telemetry.envelope import Ack, Command, Envelope, Event, encode, parse_topic, topic
+from gridmesh.telemetry.envelope import Command, Envelope, encode, topic
+from support.live import Recorder
 
 EVERY_MINUTE = dict.fromkeys(DeviceKind, 60.0)
 NS = 1_000_000_000
@@ -47,32 +48,6 @@ def scenario(small_scenario_file: Path) -> Scenario:
 @pytest.fixture(scope="module")
 def keyrings(scenario: Scenario) -> tuple[FieldKeyring, CentreKeyring]:
     return provision_keyrings(catalogue_of(scenario.network).devices)
-
-
-class Recorder:
-    """Everything published on the bus, decoded per channel."""
-
-    def __init__(self, bus: InProcessBus) -> None:
-        self.bus = bus
-        self.messages: list[Message] = []
-        bus.subscribe("gridmesh/v1/#", self.messages.extend)
-
-    def channel(self, name: str) -> list[Message]:
-        self.bus.drain()
-        return [m for m in self.messages if (parse_topic(m.topic) or ("", "", ""))[2] == name]
-
-    def telemetry(self) -> list[Envelope]:
-        return [msgspec.json.decode(m.payload, type=Envelope) for m in self.channel("telemetry")]
-
-    def events(self) -> list[Event]:
-        return [msgspec.json.decode(m.payload, type=Event) for m in self.channel("event")]
-
-    def acks(self) -> list[Ack]:
-        return [msgspec.json.decode(m.payload, type=Ack) for m in self.channel("ack")]
-
-    def clear(self) -> None:
-        self.bus.drain()
-        self.messages.clear()
 
 
 @pytest.fixture

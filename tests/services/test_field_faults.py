@@ -37,11 +37,12 @@ from gridmesh.security.keys import (
     provision_keyrings,
 )
 from gridmesh.security.signing import sign, verify
-from gridmesh.services.bus import InProcessBus, Message
+from gridmesh.services.bus import InProcessBus
 from gridmesh.services.field import GATEWAY, GATEWAY_ACK_TOPIC, GATEWAY_COMMAND_TOPIC, FieldSimulator
 from gridmesh.services.field_faults import LOCKED_OUT
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
-from gridmesh.telemetry.envelope import Ack, Command, Envelope, Event, FaultOrder, encode, parse_topic, topic
+from gridmesh.telemetry.envelope import Ack, Command, FaultOrder, encode, topic
+from support.live import Recorder
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -114,20 +115,8 @@ def bus() -> Iterator[InProcessBus]:
     bus.close()
 
 
-class Recorder:
-    """Everything published on the bus, decoded per channel."""
-
-    def __init__(self, bus: InProcessBus) -> None:
-        self.bus = bus
-        self.messages: list[Message] = []
-        bus.subscribe("gridmesh/v1/#", self.messages.extend)
-
-    def channel(self, name: str) -> list[Message]:
-        self.bus.drain()
-        return [m for m in self.messages if (parse_topic(m.topic) or ("", "", ""))[2] == name]
-
-    def events(self) -> list[Event]:
-        return [msgspec.json.decode(m.payload, type=Event) for m in self.channel("event")]
+class FaultRecorder(Recorder):
+    """The bus recorder, with the views the fault tests read."""
 
     def protection(self) -> list[tuple[str, str]]:
         """(device, kind) of the events that are not about meters' supply."""
@@ -135,17 +124,6 @@ class Recorder:
 
     def supply(self, kind: str) -> set[str]:
         return {e.device for e in self.events() if e.kind == kind}
-
-    def telemetry(self, device: str) -> dict[str, float]:
-        envelopes = [msgspec.json.decode(m.payload, type=Envelope) for m in self.channel("telemetry")]
-        return {r.q: r.v for r in [e for e in envelopes if e.device == device][-1].readings}
-
-    def acks(self) -> list[Ack]:
-        return [msgspec.json.decode(m.payload, type=Ack) for m in self.channel("ack")]
-
-    def clear(self) -> None:
-        self.bus.drain()
-        self.messages.clear()
 
 
 def simulator(scenario: Scenario, bus: InProcessBus, keyring: FieldKeyring, tmp_path: Path) -> FieldSimulator:
@@ -173,7 +151,7 @@ def send_order(bus: InProcessBus, message: FaultOrder) -> None:
 def test_temporary_fault_trips_recloses_and_holds_meters_gasp_and_restore(
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, feeder_keys[0], tmp_path)
     t0 = sim.now_ns()
     response = sim.inject("tree", Fault("lA3", "lines", FaultType.THREE_PHASE, permanent=False))
@@ -203,7 +181,7 @@ def test_permanent_fault_locks_out_and_close_is_refused_until_repair(
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
     field, centre = feeder_keys
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, field, tmp_path)
     t0 = sim.now_ns()
     sim.inject("cable", LINE_FAULT)
@@ -221,7 +199,7 @@ def test_permanent_fault_locks_out_and_close_is_refused_until_repair(
     assert [e.ts - t0 for e in sequence] == [round(t * 1000) * MS for t in offsets_ms]
     assert [e.seq for e in sequence] == sorted(e.seq for e in sequence)
     assert record.supply("last-gasp") == BEHIND_RA
-    assert record.telemetry("switch-rA")["Pos"] == 1.0
+    assert record.last_readings("switch-rA")["Pos"] == 1.0
     assert sim.faults.locked_out == {"rA": "cable"}
     record.clear()
     switch_command(bus, centre, sim, "rA", "close")
@@ -233,13 +211,13 @@ def test_permanent_fault_locks_out_and_close_is_refused_until_repair(
     sim.step(60)
     assert [(a.ok, a.reason) for a in record.acks()][-1] == (True, "")
     assert record.supply("power-restored") == BEHIND_RA
-    assert record.telemetry("switch-rA") == {"Pos": 2.0, "FltInd": 0.0}
+    assert record.last_readings("switch-rA") == {"Pos": 2.0, "FltInd": 0.0}
 
 
 def test_fpis_upstream_indicate_and_report_fltind_until_repair(
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, feeder_keys[0], tmp_path)
     response = sim.inject("cable", LINE_FAULT)
     assert response.indications == {"cbA": True, "rA": True, "sA2": True, "sA3": False, "cbB": False}
@@ -249,19 +227,19 @@ def test_fpis_upstream_indicate_and_report_fltind_until_repair(
     # The current they saw: bolted fault mid-way along lA3, behind 2 + 2 + 1 km of line.
     seen = float(re.findall(r"fault current (\d+) A", str(passages["switch-sA2"].detail["note"]))[0])
     assert seen == pytest.approx(hand_fault_current_a(2.5 * KM), abs=1.0)
-    fltind = {s: record.telemetry(f"switch-{s}")["FltInd"] for s in ("cbA", "rA", "sA2", "sA3", "cbB")}
+    fltind = {s: record.last_readings(f"switch-{s}")["FltInd"] for s in ("cbA", "rA", "sA2", "sA3", "cbB")}
     assert fltind == {"cbA": 1.0, "rA": 1.0, "sA2": 1.0, "sA3": 0.0, "cbB": 0.0}
-    assert record.telemetry("switch-tie") == {"Pos": 1.0}  # a tie has no FPI
+    assert record.last_readings("switch-tie") == {"Pos": 1.0}  # a tie has no FPI
     sim.repair("cable")
     sim.step(60)
-    assert {record.telemetry(f"switch-{s}")["FltInd"] for s in ("cbA", "rA", "sA2")} == {0.0}
+    assert {record.last_readings(f"switch-{s}")["FltInd"] for s in ("cbA", "rA", "sA2")} == {0.0}
 
 
 def test_closing_a_tie_onto_the_faulted_section_trips_the_other_feeder(
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
     field, centre = feeder_keys
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, field, tmp_path)
     sim.inject("cable", LINE_FAULT)
     sim.step(60)  # rA locked out; a2, a3, a4 dark
@@ -284,7 +262,7 @@ def test_isolating_the_fault_lets_flisr_reclose_the_locked_out_recloser_and_tran
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
     field, centre = feeder_keys
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, field, tmp_path)
     sim.inject("cable", LINE_FAULT)
     sim.step(60)
@@ -321,7 +299,7 @@ def test_a_signed_fault_order_injects_and_repairs_a_forged_one_is_refused(
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
     field, centre = feeder_keys
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, field, tmp_path)
     impostor = new_secret("centre", KeyAlgorithm.ED25519)
     inject = {"element": "lA3", "table": "lines", "fault_type": "line-to-ground", "position": 0.25}
@@ -366,7 +344,7 @@ def test_fault_orders_that_make_no_sense_are_refused_with_the_reason(
     fields: dict[str, Any],
     reason: str,
 ) -> None:
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, feeder_keys[0], tmp_path)
     send_order(bus, order(feeder_keys[1].command_secret, "inject", "f", **fields))
     sim.step(1)
@@ -381,7 +359,7 @@ def test_breaker_on_the_microgrid_does_not_reclose_and_answers_unsigned_without_
     scenario = read_scenario(small_scenario_file)
     meters = {d.id for d in catalogue_of(scenario.network).devices.values() if d.kind is DeviceKind.METER}
     field, centre = provision_keyrings(catalogue_of(scenario.network).devices)  # no key for the gateway
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(scenario, bus, field, tmp_path)
     send_order(
         bus,
@@ -406,7 +384,7 @@ def test_breaker_on_the_microgrid_does_not_reclose_and_answers_unsigned_without_
 def test_a_fuse_blows_even_for_a_temporary_fault_and_the_repair_replaces_it(
     feeder_scenario: Scenario, feeder_keys: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
 ) -> None:
-    record = Recorder(bus)
+    record = FaultRecorder(bus)
     sim = simulator(feeder_scenario, bus, feeder_keys[0], tmp_path)
     response = sim.inject("branch", Fault("a5", "buses", FaultType.THREE_PHASE, permanent=False))
     assert (response.tripped, response.locked_out) == ("f1", True)

@@ -16,12 +16,12 @@ from gridmesh.model.scenario import Scenario
 from gridmesh.security.keys import provision_keyrings
 from gridmesh.services.bus import InProcessBus
 from gridmesh.services.centre import CentreSettings, ControlCentre
-from gridmesh.services.centre_views import utc
 from gridmesh.services.field import GATEWAY, FieldSimulator
 from gridmesh.services.flisr_service import FlisrMode
 from gridmesh.services.historian.embedded import EmbeddedHistorian
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 from support.flisr_feeder import two_feeders
+from support.live import FieldClock
 
 
 class Live:
@@ -36,17 +36,11 @@ class Live:
         self.field = FieldSimulator(
             scenario, self.bus, field_ring, noise=0.0, periods=periods, start=datetime(2016, 1, 5, 18), data_dir=folder
         )
-        field = self.field
-
-        class Clock:
-            def now_ns(self) -> int:
-                return field.now_ns()
-
-            def now(self) -> datetime:
-                return utc(field.now_ns())
 
         settings = CentreSettings(flisr=mode)
-        self.centre = ControlCentre(scenario, self.historian, self.bus, centre_ring, clock=Clock(), settings=settings)
+        self.centre = ControlCentre(
+            scenario, self.historian, self.bus, centre_ring, clock=FieldClock(self.field), settings=settings
+        )
         self.centre.flisr.settle_s = 0.05
         self.network = scenario.network
 

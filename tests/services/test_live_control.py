@@ -18,11 +18,11 @@ from gridmesh.model.scenario import Scenario
 from gridmesh.security.keys import CentreKeyring, FieldKeyring, provision_keyrings
 from gridmesh.services.bus import InProcessBus
 from gridmesh.services.centre import ControlCentre
-from gridmesh.services.centre_views import utc
 from gridmesh.services.field import FieldSimulator
 from gridmesh.services.historian.embedded import EmbeddedHistorian
 from gridmesh.services.live_control import USER, LiveControl, LiveDecision
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
+from support.live import FieldClock
 
 NOON = datetime(2016, 6, 1, 12)
 EVERY_MINUTE = dict.fromkeys(DeviceKind, 60.0)
@@ -37,19 +37,6 @@ def scenario(small_scenario_file: Path) -> Scenario:
 @pytest.fixture(scope="module")
 def keyrings(scenario: Scenario) -> tuple[FieldKeyring, CentreKeyring]:
     return provision_keyrings(catalogue_of(scenario.network).devices)
-
-
-class FieldClock:
-    """The centre's clock follows the stepped simulator."""
-
-    def __init__(self, field: FieldSimulator) -> None:
-        self.field = field
-
-    def now_ns(self) -> int:
-        return self.field.now_ns()
-
-    def now(self) -> datetime:
-        return utc(self.now_ns())
 
 
 class Fixed:
