@@ -14,7 +14,7 @@ from rich.panel import Panel
 from gridmesh.api.app import create_app
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli.console import console
-from gridmesh.cli.controllers import CONTROLLERS, ControllerName
+from gridmesh.cli.controllers import ControllerName, build_controller
 from gridmesh.security.tokens import ensure_operator_token, store_in
 from gridmesh.services.bus import Bus, InProcessBus
 from gridmesh.services.centre import CentreSettings, ControlCentre
@@ -91,7 +91,7 @@ def run(
             historian_url=historian,
             settings=CentreSettings(cycle_s=cycle),
             keys=keys,
-            controllers=[CONTROLLERS[name]() for name in controller or []],
+            controllers=[build_controller(name) for name in controller or []],
         )
         platform = Platform(bus, store, centre)
         platform.field = start_field(loaded, data, bus, clock=clock, keys=keys)
@@ -124,7 +124,7 @@ def centre(
         historian_url=historian,
         settings=settings,
         keys=keys,
-        controllers=[CONTROLLERS[name]() for name in controller or []],
+        controllers=[build_controller(name) for name in controller or []],
     )
     _serve(Platform(bus, store, the_centre), the_centre, data, host, port)
 
