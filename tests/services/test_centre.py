@@ -50,6 +50,7 @@ class Rig:
         self.centre = ControlCentre(scenario, self.historian, self.bus, keyrings[1], clock=clock)
 
     def step(self, seconds: float = 60.0) -> None:
+        assert self.bus.drain()  # commands just sent reach the field before its tick
         self.field.step(seconds)
         assert self.bus.drain()
         self.centre.cycle()
