@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridmesh.control.controller import Request, Window
+from gridmesh.control.controller import NoControl, Request, Window
 from gridmesh.control.cycle import ControlCycle, SafetyLayer, arbitrate
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.devices.flexible_load import FlexibleLoads
+from gridmesh.model.elements import Bus, ExternalGrid, Generator, Load
 from gridmesh.model.network import Network
 from gridmesh.model.sites import resolve_sites
 
@@ -115,3 +117,80 @@ def test_failing_controller_is_isolated_and_reported(microgrid: Network) -> None
     assert second.failures == []
     assert "broken" not in second.seconds
     assert "steady" in second.seconds
+
+
+class Shifter:
+    """Asks to curtail and to defer load; the safety layer decides what is possible."""
+
+    name, priority = "shifter", 3
+
+    def __init__(self, curtail_kw: float, flex_kw: float) -> None:
+        self.curtail, self.flex = curtail_kw, flex_kw
+
+    def plan(self, window: Window) -> Request:
+        flexible = 0 if window.flexible is None else len(window.flexible)
+        return Request(
+            window.nothing(),
+            curtail_kw=np.full((window.steps, len(window.network.generators)), self.curtail),
+            flex_kw=np.full((window.steps, flexible), self.flex),
+        )
+
+
+def shifting_window(steps: int) -> tuple[Window, BatteryFleet, FlexibleLoads]:
+    net = Network.from_elements(
+        [
+            Bus(id="a", vn_kv=0.4),
+            ExternalGrid(id="eg", bus="a"),
+            Load(id="pump", bus="a", p_kw=40, flexible_share=0.5, max_delay_h=1.0),
+            Generator(id="pv", bus="a", kind="pv", p_kw=30),
+            Generator(id="hydro", bus="a", kind="micro_hydro", p_kw=10, curtailable=False),
+        ]
+    )
+    fleet = BatteryFleet.of([])
+    flexible = FlexibleLoads.of(list(net.loads.values()))
+    w = Window(
+        net,
+        resolve_sites(net),
+        pd.date_range("2016-01-01", periods=steps, freq="15min"),
+        0.25,
+        np.full((steps, 1), 40.0),
+        np.tile([20.0, 10.0], (steps, 1)),
+        np.zeros((steps, 0)),
+        fleet,
+        flexible=flexible,
+    )
+    return w, fleet, flexible
+
+
+def test_curtailment_is_held_to_available_power_and_to_curtailable_generators() -> None:
+    w, fleet, flexible = shifting_window(steps=2)
+    result = ControlCycle([Shifter(curtail_kw=25.0, flex_kw=NAN)]).run(w, fleet, flexible)
+    np.testing.assert_allclose(result.curtail_kw, [[20.0, 0.0], [20.0, 0.0]])
+    why = dict(zip(result.refusals.device, result.refusals.reason, strict=False))
+    assert why == {"pv": "available power", "hydro": "not curtailable"}
+
+
+def test_load_shift_stays_in_the_flexibility_window_and_the_backlog_is_kept() -> None:
+    w, fleet, flexible = shifting_window(steps=6)
+    # 50 % of 40 kW may be deferred; 20 kWh may be owed (0.5 × 40 kW × 1 h): four quarter-hours of 20 kW.
+    result = ControlCycle([Shifter(curtail_kw=NAN, flex_kw=30.0)]).run(w, fleet, flexible)
+    np.testing.assert_allclose(result.flex_kw[:, 0], [20, 20, 20, 20, 0, 0])
+    assert flexible.backlog_kwh[0] == pytest.approx(20.0)
+    assert set(result.refusals.reason) == {"flexibility window"}
+    # With nobody asking, the pump catches up at its fastest (20 kW) until nothing is owed.
+    later = ControlCycle([NoControl()]).run(w, fleet, flexible)
+    np.testing.assert_allclose(later.flex_kw[:, 0], [-20, -20, -20, -20, 0, 0])
+    assert flexible.backlog_kwh[0] == pytest.approx(0.0)
+
+
+def test_a_request_of_the_wrong_shape_isolates_its_controller() -> None:
+    w, fleet, flexible = shifting_window(steps=2)
+
+    class Wrong(Shifter):
+        def plan(self, window: Window) -> Request:
+            return Request(window.nothing(), curtail_kw=np.zeros((window.steps, 5)))
+
+    cycle = ControlCycle([Wrong(0.0, 0.0)])
+    result = cycle.run(w, fleet, flexible)
+    assert "curtail_kw has shape (2, 5), expected (2, 2)" in result.failures[0]
+    assert "shifter" in cycle.isolated

@@ -152,7 +152,15 @@ def test_four_period_peak_shaving_solved_by_hand() -> None:
     np.testing.assert_allclose(plan.grid_import_kw, [95, 95, 95, 95], atol=EXACT)
     assert plan.peak_kw == pytest.approx(95, abs=EXACT)
     assert plan.breakdown == pytest.approx(
-        {"energy": 76.0, "demand": 950.0, "site_demand": 0.0, "degradation": 0.1, "curtailment": 0.0}, abs=EXACT
+        {
+            "energy": 76.0,
+            "demand": 950.0,
+            "site_demand": 0.0,
+            "degradation": 0.1,
+            "curtailment": 0.0,
+            "flexibility": 0.0,
+        },
+        abs=EXACT,
     )
     assert plan.objective_eur == pytest.approx(1026.1, abs=EXACT)
 

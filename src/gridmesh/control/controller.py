@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.devices.flexible_load import FlexibleLoads
 from gridmesh.market.tariff import TimeOfUseTariff
 from gridmesh.model.network import Network
 from gridmesh.model.sites import SiteMembers
@@ -28,8 +29,9 @@ FloatArray = npt.NDArray[np.float64]
 class Window:
     """The frozen process image a controller plans on: element powers for the window's steps.
 
-    ``load_p_kw``/``gen_p_kw``/``ev_p_kw`` are ``(steps, n)`` in the network's table order; ``batteries``
-    is state at the start of the window and must not be changed by controllers.
+    ``load_p_kw``/``gen_p_kw``/``ev_p_kw`` are ``(steps, n)`` in the network's table order, before any
+    dispatch (generators at their available power, loads before any deferral); ``batteries`` and
+    ``flexible`` are state at the start of the window and must not be changed by controllers.
     """
 
     network: Network
@@ -47,7 +49,7 @@ class Window:
     # Reactive powers of loads and generators, for controllers that run their own power flow.
     load_q_kvar: FloatArray | None = None
     gen_q_kvar: FloatArray | None = None
-
+    flexible: FlexibleLoads | None = None
     @property
     def steps(self) -> int:
         return len(self.times)
@@ -59,15 +61,20 @@ class Window:
 
 @dataclass(frozen=True)
 class Request:
-    """Battery power a controller asks for (kW, generator convention), ``(steps, batteries)``.
+    """What a controller asks for over the window; NaN everywhere means no opinion.
 
-    ``setpoint_kw`` NaN means no opinion. ``lower_kw``/``upper_kw`` are limits the controller insists on
-    (NaN: none); a higher-priority controller's limits narrow every lower-priority setpoint.
+    ``setpoint_kw``: battery power (kW, generator convention), ``(steps, batteries)``. ``lower_kw``/``upper_kw``
+    are battery limits the controller insists on (NaN: none); a higher-priority controller's limits narrow
+    every lower-priority setpoint. ``curtail_kw``: generation to hold back, ``(steps, generators)`` in the
+    network's order. ``flex_kw``: consumption of the window's flexible loads to defer (+) or catch up (−),
+    ``(steps, flexible loads)``.
     """
 
     setpoint_kw: FloatArray
     lower_kw: FloatArray | None = None
     upper_kw: FloatArray | None = None
+    curtail_kw: FloatArray | None = None
+    flex_kw: FloatArray | None = None
 
 
 class Controller(Protocol):

@@ -2,9 +2,12 @@
 
 Per window: every controller plans on the frozen process image (a failing controller is isolated,
 reported and skipped, the others go on); arbitration merges requests by priority (a higher-priority
-limit narrows every lower-priority setpoint); the safety layer then walks the steps and clamps each
-setpoint to the battery's rating, its SOC window, its ramp limit and the microgrid's PCC rating, and
-logs every refusal with its reason. Time per controller is measured.
+limit narrows every lower-priority setpoint; for curtailment and flexible loads the highest-priority
+opinion wins); the safety layer then walks the steps and clamps each battery setpoint to the battery's
+rating, its SOC window, its ramp limit and the microgrid's PCC rating, each curtailment to the
+generator's available power (none for generators that may not be curtailed), each load shift to the
+load's flexibility and backlog window, and logs every refusal with its reason. Time per controller is
+measured.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 from gridmesh.control.controller import Controller, FloatArray, Request, Window
 from gridmesh.control.site_balance import SiteBalance, share_by_rating
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.devices.flexible_load import FlexibleLoads
 
 TOLERANCE_KW = 1e-6
 
@@ -47,15 +51,46 @@ def arbitrate(requests: Sequence[tuple[int, Request]], shape: tuple[int, int]) -
     return clipped
 
 
+def first_opinion(opinions: Sequence[tuple[int, FloatArray | None]], shape: tuple[int, int]) -> FloatArray:
+    """Per step and element the highest-priority value that is not NaN (NaN where nobody has an opinion)."""
+    merged = np.full(shape, np.nan)
+    for _, values in sorted(opinions, key=lambda item: -item[0]):
+        if values is not None:
+            merged = np.where(np.isnan(merged), values, merged)
+    return merged
+
+
+def _refusals(
+    times: pd.DatetimeIndex, ids: Sequence[str], requested: FloatArray, applied: FloatArray, reason: FloatArray
+) -> pd.DataFrame:
+    rows, cols = np.nonzero(reason != "")
+    return pd.DataFrame(
+        {
+            "time": times[rows],
+            "device": np.array(ids, dtype=object)[cols],
+            "requested_kw": requested[rows, cols],
+            "applied_kw": applied[rows, cols],
+            "reason": reason[rows, cols].astype(str),
+        }
+    )
+
+
 @dataclass
 class CycleResult:
-    """What the devices did in a window, and what the cycle refused or lost on the way."""
+    """What the devices did in a window, and what the cycle refused or lost on the way.
+
+    ``curtail_kw`` (steps, generators) is generation held back; ``flex_kw`` (steps, flexible loads) the
+    consumption deferred (+) or caught up (−); ``refusals`` has one row per clamped request, its
+    ``device`` a battery, generator or load id.
+    """
 
     battery_kw: FloatArray
     soc: FloatArray
     refusals: pd.DataFrame
     failures: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    curtail_kw: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    flex_kw: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 @dataclass
@@ -114,17 +149,44 @@ class SafetyLayer:
             soc[t] = fleet.soc
             previous = power[t]
         self._last = previous.copy()
-        rows, cols = np.nonzero(reason != "")
-        refusals = pd.DataFrame(
-            {
-                "time": window.times[rows],
-                "battery": np.array(fleet.ids, dtype=object)[cols],
-                "requested_kw": setpoint[rows, cols],
-                "applied_kw": power[rows, cols],
-                "reason": reason[rows, cols].astype(str),
-            }
-        )
-        return power, soc, refusals
+        return power, soc, _refusals(window.times, fleet.ids, setpoint, power, reason)
+
+    @staticmethod
+    def curtail(window: Window, wanted: FloatArray) -> tuple[FloatArray, pd.DataFrame]:
+        """Curtailment within ``[0, available]``, and none at all where a generator may not be curtailed."""
+        generators = list(window.network.generators.values())
+        allowed = np.array([g.curtailable for g in generators], dtype=bool)
+        request = np.nan_to_num(wanted, nan=0.0)
+        applied = np.where(allowed, np.clip(request, 0.0, np.maximum(window.gen_p_kw, 0.0)), 0.0)
+        moved = np.abs(applied - request) > TOLERANCE_KW
+        reason = np.where(moved, np.where(allowed, "available power", "not curtailable"), "").astype(object)
+        ids = [g.id for g in generators]
+        return applied, _refusals(window.times, ids, wanted, applied, reason)
+
+    @staticmethod
+    def shift(window: Window, flexible: FlexibleLoads, wanted: FloatArray) -> tuple[FloatArray, pd.DataFrame]:
+        """Step the flexible loads through the window (NaN: they catch up what they owe), logging clamps."""
+        load = window.load_p_kw[:, flexible.columns]
+        applied = np.zeros_like(wanted)
+        for t in range(window.steps):
+            applied[t] = flexible.step(wanted[t], load[t], window.dt_h)
+        reason = np.where(
+            ~np.isnan(wanted) & (np.abs(applied - np.nan_to_num(wanted)) > TOLERANCE_KW), "flexibility window", ""
+        ).astype(object)
+        return applied, _refusals(window.times, flexible.ids, wanted, applied, reason)
+
+
+def _check_shapes(request: Request, window: Window, shape: tuple[int, int]) -> None:
+    flexible = 0 if window.flexible is None else len(window.flexible)
+    expected = {
+        "setpoint_kw": shape,
+        "curtail_kw": (window.steps, len(window.network.generators)),
+        "flex_kw": (window.steps, flexible),
+    }
+    for name, want in expected.items():
+        value = getattr(request, name)
+        if value is not None and value.shape != want:
+            raise ValueError(f"request {name} has shape {value.shape}, expected {want}")
 
 
 class ControlCycle:
@@ -135,7 +197,8 @@ class ControlCycle:
         self.safety = safety or SafetyLayer()
         self.isolated: dict[str, str] = {}
 
-    def run(self, window: Window, fleet: BatteryFleet) -> CycleResult:
+    def run(self, window: Window, fleet: BatteryFleet, flexible: FlexibleLoads | None = None) -> CycleResult:
+        """One window: plan, arbitrate, clamp and apply to ``fleet`` and ``flexible`` (the real devices)."""
         shape = (window.steps, len(fleet))
         requests: list[tuple[int, Request]] = []
         seconds: dict[str, float] = {}
@@ -146,8 +209,7 @@ class ControlCycle:
             started = time.perf_counter()
             try:
                 request = controller.plan(window)
-                if request.setpoint_kw.shape != shape:
-                    raise ValueError(f"request shape {request.setpoint_kw.shape}, expected {shape}")
+                _check_shapes(request, window, shape)
                 requests.append((controller.priority, request))
             except Exception as exc:  # a failing controller must not stop the cycle
                 summary = f"{controller.name}: {type(exc).__name__}: {exc}"
@@ -157,5 +219,16 @@ class ControlCycle:
         started = time.perf_counter()
         setpoint = arbitrate(requests, shape)
         power, soc, refusals = self.safety.apply(window, fleet, setpoint)
+        wanted_curtail = first_opinion(
+            [(k, r.curtail_kw) for k, r in requests], (window.steps, len(window.network.generators))
+        )
+        curtail, curtail_refusals = self.safety.curtail(window, wanted_curtail)
+        shift = np.zeros((window.steps, 0))
+        frames = [refusals, curtail_refusals]
+        if flexible is not None:
+            wanted_shift = first_opinion([(k, r.flex_kw) for k, r in requests], (window.steps, len(flexible)))
+            shift, shift_refusals = self.safety.shift(window, flexible, wanted_shift)
+            frames.append(shift_refusals)
         seconds["arbitration+safety"] = time.perf_counter() - started
-        return CycleResult(power, soc, refusals, failures, seconds)
+        frames = [f for f in frames if len(f)] or frames[:1]
+        return CycleResult(power, soc, pd.concat(frames, ignore_index=True), failures, seconds, curtail, shift)

@@ -142,6 +142,10 @@ class Load(Element):
     critical: bool = False
     p_profile: str | None = Field(None, description="normalised profile multiplied by p_kw")
     q_profile: str | None = Field(None, description="normalised profile multiplied by q_kvar")
+    flexible_share: Fraction = Field(
+        0.0, description="share of the present consumption that may be deferred (process load, pumping, heating)"
+    )
+    max_delay_h: Positive = Field(4.0, description="how long deferred energy may wait before it is consumed")
 
 
 class Generator(Element):

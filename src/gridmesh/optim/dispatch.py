@@ -1,4 +1,4 @@
-"""Model-predictive dispatch: one horizon of batteries and curtailment as a linear programme (HiGHS).
+"""Model-predictive dispatch: one horizon of batteries, curtailment and flexible loads as a linear programme (HiGHS).
 
 :func:`solve_dispatch` minimises energy cost (time-of-use or dynamic tariff), the peak demand charge at the
 substation and at each microgrid PCC, the curtailment penalty and battery degradation, subject to SOC
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 PlanStatus = Literal["optimal", "infeasible", "fallback"]
-FALLBACK = "batteries idle, nothing curtailed"
+FALLBACK = "batteries idle, nothing curtailed, flexible loads catching up"
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,11 @@ class CostBreakdown:
     site_demand: float
     degradation: float
     curtailment: float
+    flexibility: float = 0.0  # discomfort of deferred consumption
 
     @property
     def total(self) -> float:
-        return self.energy + self.demand + self.site_demand + self.degradation + self.curtailment
+        return self.energy + self.demand + self.site_demand + self.degradation + self.curtailment + self.flexibility
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -73,6 +74,7 @@ class DispatchPlan:
     discharge_kw: FloatArray  # (T, B)
     soc: FloatArray  # (T + 1, B)
     curtail_kw: FloatArray  # (T, G)
+    flex_kw: FloatArray  # (T, F): consumption deferred (+) or caught up (−)
     grid_import_kw: FloatArray  # (T,)
     site_import_kw: FloatArray  # (T, S)
     peak_kw: float  # billing peak at the substation after this horizon
@@ -85,21 +87,33 @@ class DispatchPlan:
     monitored: FloatArray | None = None  # (T, M)
 
 
-def _flows(p: DispatchProblem, net_battery: FloatArray, curtail: FloatArray) -> tuple[FloatArray, FloatArray]:
-    grid = p.net_load_kw - net_battery.sum(axis=1) + curtail.sum(axis=1)
+def _flows(
+    p: DispatchProblem, net_battery: FloatArray, curtail: FloatArray, flex: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    grid = p.net_load_kw - net_battery.sum(axis=1) + curtail.sum(axis=1) - flex.sum(axis=1)
     site = p.site_net_load_kw.copy()
     for s in range(p.n_sites):
-        site[:, s] += -net_battery[:, p.site_of_battery == s].sum(axis=1) + curtail[:, p.site_of_gen == s].sum(axis=1)
+        site[:, s] += (
+            -net_battery[:, p.site_of_battery == s].sum(axis=1)
+            + curtail[:, p.site_of_gen == s].sum(axis=1)
+            - flex[:, p.site_of_flex == s].sum(axis=1)
+        )
     return grid, site
 
 
 def dispatch_cost(
-    p: DispatchProblem, *, charge_kw: FloatArray, discharge_kw: FloatArray, curtail_kw: FloatArray | None = None
+    p: DispatchProblem,
+    *,
+    charge_kw: FloatArray,
+    discharge_kw: FloatArray,
+    curtail_kw: FloatArray | None = None,
+    flex_kw: FloatArray | None = None,
 ) -> CostBreakdown:
     """What a given dispatch costs under the problem's tariff (true import and export prices)."""
     curtail = np.zeros((p.steps, p.n_generators)) if curtail_kw is None else np.asarray(curtail_kw)
+    flex = np.zeros((p.steps, p.n_flexible)) if flex_kw is None else np.asarray(flex_kw)
     charge, discharge = np.asarray(charge_kw), np.asarray(discharge_kw)
-    grid, site = _flows(p, discharge - charge, curtail)
+    grid, site = _flows(p, discharge - charge, curtail, flex)
     dt = p.dt_h
     energy = float(np.sum(p.import_price * np.maximum(grid, 0.0) + p.export_price * np.minimum(grid, 0.0)) * dt)
     peak = max(p.peak_so_far_kw, float(grid.max(initial=0.0)))
@@ -110,6 +124,7 @@ def dispatch_cost(
         site_demand=float(p.site_demand_charge_eur_per_kw @ site_peak),
         degradation=float(np.sum((charge + discharge) @ p.degradation_eur_per_kwh) * dt),
         curtailment=float(curtail.sum() * p.curtailment_penalty_eur_per_kwh * dt),
+        flexibility=float(np.maximum(flex, 0.0).sum() * p.flex_penalty_eur_per_kwh * dt),
     )
 
 
@@ -118,6 +133,7 @@ def _plan(
     charge: FloatArray,
     discharge: FloatArray,
     curtail: FloatArray,
+    flex: FloatArray,
     *,
     status: PlanStatus,
     reason: str,
@@ -126,17 +142,18 @@ def _plan(
     net = discharge - charge
     step_soc = (p.eta_charge * charge - discharge / p.eta_discharge) * p.dt_h / p.e_kwh
     soc = np.vstack([p.soc0[None, :], p.soc0 + np.cumsum(step_soc, axis=0)])
-    grid, site = _flows(p, net, curtail)
-    cost = dispatch_cost(p, charge_kw=charge, discharge_kw=discharge, curtail_kw=curtail)
+    grid, site = _flows(p, net, curtail, flex)
+    cost = dispatch_cost(p, charge_kw=charge, discharge_kw=discharge, curtail_kw=curtail, flex_kw=flex)
     monitored = None
     if p.sensitivity is not None:
-        monitored = p.sensitivity.predict(np.hstack([net, -curtail]))
+        monitored = p.sensitivity.predict(np.hstack([net, -curtail, flex]))
     return DispatchPlan(
         battery_kw=net,
         charge_kw=charge,
         discharge_kw=discharge,
         soc=soc,
         curtail_kw=curtail,
+        flex_kw=flex,
         grid_import_kw=grid,
         site_import_kw=site,
         peak_kw=max(p.peak_so_far_kw, float(grid.max(initial=0.0))),
@@ -150,10 +167,18 @@ def _plan(
     )
 
 
+def _catch_up(p: DispatchProblem) -> FloatArray:
+    """Flexible loads paying back what they owe as fast as they can: the fallback's load shift (≤ 0)."""
+    owed = np.maximum(p.flex_backlog0_kwh[None, :] - p.flex_catch_up_kw * p.dt_h * np.arange(p.steps)[:, None], 0.0)
+    return -np.minimum(p.flex_catch_up_kw, owed / p.dt_h)
+
+
 def fallback_plan(p: DispatchProblem, *, status: PlanStatus = "fallback", reason: str = "") -> DispatchPlan:
-    """The safe dispatch: every battery idle (SOC held), nothing curtailed; evaluated under the tariff."""
+    """The safe dispatch: every battery idle (SOC held), nothing curtailed, flexible loads catching up what
+    they owe; evaluated under the tariff."""
     idle = np.zeros((p.steps, p.n_batteries))
-    return _plan(p, idle, idle, np.zeros((p.steps, p.n_generators)), status=status, reason=reason, seconds=0.0)
+    none = np.zeros((p.steps, p.n_generators))
+    return _plan(p, idle, idle, none, _catch_up(p), status=status, reason=reason, seconds=0.0)
 
 
 def _feasible(p: DispatchProblem, time_limit_s: float) -> bool:
@@ -180,8 +205,8 @@ def solve_dispatch(p: DispatchProblem, *, time_limit_s: float = 10.0) -> Dispatc
     lp, variables = build_lp(p)
     solution = lp.solve(time_limit_s=time_limit_s)
     if solution.status is LpStatus.OPTIMAL:
-        charge, discharge, curtail = extract(p, variables, solution)
-        return _plan(p, charge, discharge, curtail, status="optimal", reason="", seconds=solution.seconds)
+        charge, discharge, curtail, flex = extract(p, variables, solution)
+        return _plan(p, charge, discharge, curtail, flex, status="optimal", reason="", seconds=solution.seconds)
     if solution.status is LpStatus.INFEASIBLE:
         why = diagnose(p, lambda q: _feasible(q, time_limit_s), solution.message)
         plan = fallback_plan(p, status="infeasible", reason=why)

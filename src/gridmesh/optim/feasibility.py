@@ -63,9 +63,10 @@ def _network_reasons(p: DispatchProblem) -> list[str]:
         for m in np.flatnonzero(sens.lower > sens.upper)
     ]
     # Reach of each quantity with every device anywhere within its power limits (SOC ignored): a box.
-    b = p.n_batteries
-    d_bat, d_gen = sens.d_dp[:, :b], sens.d_dp[:, b:]
-    swing = np.abs(d_bat) @ p.p_max_kw  # (M,): battery injections span ±p_max
+    b, g = p.n_batteries, p.n_generators
+    d_bat, d_gen, d_flex = sens.d_dp[:, :b], sens.d_dp[:, b : b + g], sens.d_dp[:, b + g :]
+    swing = np.abs(d_bat) @ p.p_max_kw + np.abs(d_flex) @ p.flex_catch_up_kw  # (M,): ±p_max, catch-up
+    swing = swing + p.flex_defer_max_kw @ np.abs(d_flex).T  # (T, M): deferral
     gen_low = p.gen_available_kw @ np.minimum(-d_gen, 0.0).T  # (T, M): curtailment injects −u, u ∈ [0, avail]
     gen_high = p.gen_available_kw @ np.maximum(-d_gen, 0.0).T
     low, high = sens.base - swing + gen_low, sens.base + swing + gen_high

@@ -1,6 +1,6 @@
 """The dispatch problem: forecasts, tariffs and device limits over one horizon, checked on construction.
 
-Shapes use T steps, B batteries, S sites (microgrid PCCs) and G curtailable generators. Powers are kW,
+Shapes use T steps, B batteries, S sites (microgrid PCCs), G curtailable generators and F flexible loads. Powers are kW,
 energies kWh, prices €/kWh, demand charges €/kW, SOC a fraction of the usable capacity. Loads and imports
 are positive in load convention; battery and generator injections in generator convention.
 
@@ -33,10 +33,11 @@ def _empty_int() -> IntArray:
 
 @dataclass(frozen=True, kw_only=True)
 class DispatchProblem:
-    """One optimisation horizon. Optional groups (sites, generators) are left out for none.
+    """One optimisation horizon. Optional groups (sites, generators, flexible loads) are left out for none.
 
-    An empty array for ``degradation_eur_per_kwh``, ``site_of_battery`` or ``site_peak_so_far_kw`` stands
-    for its default (zero cost, no site, zero peak). Arrays are copied and made read-only.
+    An empty array for ``degradation_eur_per_kwh``, ``site_of_battery``, ``site_peak_so_far_kw`` or the
+    flexible loads' backlogs and sites stands for its default (zero cost, no site, zero peak, nothing owed).
+    Arrays are copied and made read-only.
     """
 
     dt_h: float
@@ -65,18 +66,30 @@ class DispatchProblem:
     gen_available_kw: FloatArray = field(default_factory=_empty)  # (T, G) forecast output, already in net loads
     site_of_gen: IntArray = field(default_factory=_empty_int)  # (G,) site index or -1
     curtailment_penalty_eur_per_kwh: float = 0.0
+    # flexible loads (F): deferrable consumption, already in the net loads (see devices.flexible_load)
+    flex_defer_max_kw: FloatArray = field(default_factory=_empty)  # (T, F) most that may be deferred per step
+    flex_catch_up_kw: FloatArray = field(default_factory=_empty)  # (F,) fastest catch-up of deferred energy
+    flex_backlog_max_kwh: FloatArray = field(default_factory=_empty)  # (F,) most energy owed at any time
+    flex_backlog0_kwh: FloatArray = field(default_factory=_empty)  # (F,) energy owed at the start
+    site_of_flex: IntArray = field(default_factory=_empty_int)  # (F,) site index or -1
+    flex_penalty_eur_per_kwh: float = 0.0  # discomfort per kWh deferred
     # network (optional)
     sensitivity: Sensitivity | None = None
 
     def __post_init__(self) -> None:
         t, b = np.size(self.net_load_kw), np.size(self.e_kwh)
         s, g = np.size(self.site_demand_charge_eur_per_kw), np.size(self.site_of_gen)
+        nf = np.size(self.flex_catch_up_kw)
         defaults = {
             "degradation_eur_per_kwh": np.zeros(b),
             "site_of_battery": np.full(b, -1),
             "site_peak_so_far_kw": np.zeros(s),
             "site_net_load_kw": np.zeros((t, 0)),
             "gen_available_kw": np.zeros((t, 0)),
+            "flex_defer_max_kw": np.zeros((t, 0)),
+            "flex_backlog_max_kwh": np.zeros(nf),
+            "flex_backlog0_kwh": np.zeros(nf),
+            "site_of_flex": np.full(nf, -1),
         }
         for f in fields(self):
             value = getattr(self, f.name)
@@ -88,7 +101,7 @@ class DispatchProblem:
                 array = np.array(defaults[f.name], dtype=kind)
             array.flags.writeable = False
             object.__setattr__(self, f.name, array)
-        problems = [p for check in _checks(t, b, s, g) if (p := check(self))]
+        problems = [p for check in _checks(t, b, s, g, nf) if (p := check(self))]
         if problems:
             raise ValueError("invalid dispatch problem: " + "; ".join(problems))
 
@@ -107,6 +120,10 @@ class DispatchProblem:
     @property
     def n_generators(self) -> int:
         return int(self.site_of_gen.shape[0])
+
+    @property
+    def n_flexible(self) -> int:
+        return int(self.flex_catch_up_kw.shape[0])
 
 
 Check = Callable[[DispatchProblem], str | None]
@@ -185,16 +202,24 @@ def _check_sensitivity(p: DispatchProblem) -> str | None:
     sens = p.sensitivity
     if sens is None:
         return None
-    inputs = p.n_batteries + p.n_generators
+    inputs = p.n_batteries + p.n_generators + p.n_flexible
     if sens.steps != p.steps or sens.inputs != inputs:
         return (
-            f"sensitivity must cover {p.steps} steps and {inputs} injections (batteries then generators), "
+            f"sensitivity must cover {p.steps} steps and {inputs} injections (batteries, generators, flexible loads), "
             f"got base {sens.base.shape} and d_dp {sens.d_dp.shape}"
         )
     return None
 
 
-def _checks(t: int, b: int, s: int, g: int) -> list[Check]:
+def _check_backlog(p: DispatchProblem) -> str | None:
+    if p.flex_backlog0_kwh.shape == p.flex_backlog_max_kwh.shape and (
+        p.flex_backlog0_kwh > p.flex_backlog_max_kwh + 1e-9
+    ).any():
+        return "flex_backlog0_kwh must not exceed flex_backlog_max_kwh"
+    return None
+
+
+def _checks(t: int, b: int, s: int, g: int, f: int) -> list[Check]:
     return [
         _scalar_check("dt_h", _NONNEG, positive=True),
         _array_check("e_kwh", (b,), "one per battery", _NONNEG),
@@ -220,5 +245,12 @@ def _checks(t: int, b: int, s: int, g: int) -> list[Check]:
         _array_check("gen_available_kw", (t, g), "steps × generators", _NONNEG),
         _site_index("site_of_gen", (g,), s),
         _scalar_check("curtailment_penalty_eur_per_kwh", _NONNEG),
+        _array_check("flex_defer_max_kw", (t, f), "steps × flexible loads", _NONNEG),
+        _array_check("flex_catch_up_kw", (f,), "one per flexible load", _NONNEG),
+        _array_check("flex_backlog_max_kwh", (f,), "one per flexible load", _NONNEG),
+        _array_check("flex_backlog0_kwh", (f,), "one per flexible load", _NONNEG),
+        _check_backlog,
+        _site_index("site_of_flex", (f,), s),
+        _scalar_check("flex_penalty_eur_per_kwh", _NONNEG),
         _check_sensitivity,
     ]

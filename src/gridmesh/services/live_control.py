@@ -247,7 +247,7 @@ class LiveControl:
         refusals = [
             Refusal(str(b), float(asked), float(done), str(why), "safety")
             for b, asked, done, why in zip(
-                frame["battery"].tolist(),
+                frame["device"].tolist(),
                 frame["requested_kw"].tolist(),
                 frame["applied_kw"].tolist(),
                 frame["reason"].tolist(),

@@ -250,7 +250,7 @@ class GridmeshEnv(gym.Env[ObsArray, ObsArray]):
             "battery_kw": decided.battery_kw[0].copy(),
             "soc": fleet.soc.copy(),
             "refusals": len(refusals),
-            "refusal_reasons": dict(zip(refusals["battery"], refusals["reason"], strict=True)),
+            "refusal_reasons": dict(zip(refusals["device"], refusals["reason"], strict=True)),
             "grid_import_kw": grid_kw,
             "peak_import_kw": self._peak_kw,
             "peak_increase_kw": peak_increase,

@@ -247,6 +247,8 @@ def from_pandapower(net: pp.pandapowerNet, *, name: str | None = None) -> Networ
                 load_class=_load_class(r),
                 customers=int(_value(r, "customers", 1)),
                 critical=bool(_value(r, "critical", False)),
+                flexible_share=float(_value(r, "flexible_share", 0.0)),
+                max_delay_h=float(_value(r, "max_delay_h", 4.0)),
                 p_profile=_value(r, "p_profile", f"{profile}_pload" if profile else None),
                 q_profile=_value(r, "q_profile", f"{profile}_qload" if profile else None),
                 in_service=bool(r["in_service"]),
@@ -410,6 +412,8 @@ def to_pandapower(network: Network) -> pp.pandapowerNet:
             load_class=[x.load_class.value for x in loads],
             customers=_column(loads, "customers"),
             critical=_column(loads, "critical"),
+            flexible_share=_column(loads, "flexible_share"),
+            max_delay_h=_column(loads, "max_delay_h"),
             p_profile=_column(loads, "p_profile"),
             q_profile=_column(loads, "q_profile"),
         )
