@@ -39,7 +39,7 @@ def test_network_limits_watch_microgrid_buses_and_never_demand_more_than_idle(sm
     twin = StudyTwin(scenario)
     window, _ = twin.window(0, 96)
     mpc = ModelPredictiveControl(monitored_per_site=3, prune_limits=False)
-    limits = mpc.network_limits(window)
+    limits = mpc.network_limits(window, mpc.forecast(window))
     assert limits is not None
     microgrid = twin.sites["mg"].buses
     assert all(name.removeprefix("v ") in microgrid for name in limits.names)
@@ -62,10 +62,44 @@ def test_limits_no_dispatch_can_reach_are_left_out(small_scenario_file: Path) ->
     scenario = read_scenario(small_scenario_file)
     twin = StudyTwin(scenario)
     window, _ = twin.window(0, 96)
-    full = ModelPredictiveControl(monitored_per_site=3, prune_limits=False).network_limits(window)
-    pruned = ModelPredictiveControl(monitored_per_site=3).network_limits(window)
+    mpc = ModelPredictiveControl(monitored_per_site=3, prune_limits=False)
+    f = mpc.forecast(window)
+    full = mpc.network_limits(window, f)
+    pruned = ModelPredictiveControl(monitored_per_site=3).network_limits(window, f)
     assert full is not None
-    reach = np.abs(full.d_dp) @ window.batteries.p_kw
+    # batteries swing ±rating, each generator group down to zero, each flexible group by what it may shift
+    swing = np.concatenate(
+        [window.batteries.p_kw, f.gen_available_kw.max(axis=0, initial=0.0), f.flex_defer_max_kw.max(axis=0)]
+    )
+    assert full.d_dp.shape[1] == swing.size
+    reach = np.abs(full.d_dp) @ swing
     can_bind = (full.base.max(axis=0) + reach > full.upper) | (full.base.min(axis=0) - reach < full.lower)
     kept = () if pruned is None else pruned.names
     assert kept == tuple(n for n, keep in zip(full.names, can_bind, strict=True) if keep)
+
+
+FLEXIBLE_PUMP = """
+  loads:
+    - {id: pump, bus: LV1.101 Bus 11, p_kw: 40, flexible_share: 0.8, max_delay_h: 4, p_profile: L2-A_pload}
+"""
+
+
+def test_mpc_defers_flexible_load_out_of_the_microgrid_peak(small_scenario_file: Path, tmp_path: Path) -> None:
+    text = small_scenario_file.read_text()
+    without = tmp_path / "without.yaml"
+    without.write_text(text.replace("elements:\n", "elements:\n" + FLEXIBLE_PUMP.replace("flexible_share: 0.8, ", "")))
+    flexible = tmp_path / "flexible.yaml"
+    flexible.write_text(text.replace("elements:\n", "elements:\n" + FLEXIBLE_PUMP))
+    fixed = run_study(
+        read_scenario(without), out=tmp_path / "fixed", controller=ModelPredictiveControl(horizon_steps=48)
+    )
+    mpc = ModelPredictiveControl(horizon_steps=48)
+    shifted = run_study(read_scenario(flexible), out=tmp_path / "shifted", controller=mpc)
+    assert mpc.stats.not_optimal == 0
+    ours, base = shifted.kpis, fixed.kpis
+    assert ours["deferred_load_kwh"] > 1.0
+    # the same energy is consumed: what was deferred was caught up (up to what is still owed at the end)
+    assert ours["energy_served_kwh"] + ours["flexible_backlog_kwh"] == pytest.approx(
+        base["energy_served_kwh"], rel=1e-6
+    )
+    assert ours["sites"]["mg"]["peak_import_kw"] < base["sites"]["mg"]["peak_import_kw"] - 1.0

@@ -40,6 +40,7 @@ from gridmesh.control.controller import FloatArray, Request, Window
 from gridmesh.control.mpc import HorizonForecast, ModelPredictiveControl
 from gridmesh.control.site_balance import SiteBalance
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.devices.flexible_load import FlexibleLoads
 from gridmesh.errors import GridmeshError
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
@@ -334,7 +335,13 @@ class ForecastingMpc(ModelPredictiveControl):
         return np.nan_to_num(values)
 
     def problem(
-        self, f: HorizonForecast, fleet: BatteryFleet, horizon: slice, limits: Sensitivity | None = None
+        self,
+        f: HorizonForecast,
+        fleet: BatteryFleet,
+        horizon: slice,
+        limits: Sensitivity | None = None,
+        *,
+        flexible: FlexibleLoads | None = None,
     ) -> DispatchProblem:
         """The LP of one horizon on the forecasts issued at its first step (never on the truth), plus the reserve."""
         issued = self.issued.get(horizon.start)
@@ -349,9 +356,8 @@ class ForecastingMpc(ModelPredictiveControl):
         for k, name in enumerate(self._site_names):
             site_sigma[:, k] = self._sigma(name)[hours]
         site_load_kw[horizon] = site[:n] + self.reserve * site_sigma
-        return super().problem(
-            replace(f, substation_kw=substation_kw, site_load_kw=site_load_kw), fleet, horizon, limits
-        )
+        forecast = replace(f, substation_kw=substation_kw, site_load_kw=site_load_kw)
+        return super().problem(forecast, fleet, horizon, limits, flexible=flexible)
 
     def _sigma(self, key: str | None) -> FloatArray:
         return self.sigma.get(key, np.zeros(24))

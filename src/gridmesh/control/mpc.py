@@ -1,9 +1,12 @@
-"""Model predictive control of the batteries: a rolling-horizon LP (HiGHS) re-planned every step.
+"""Model predictive control of batteries, flexible loads and curtailment: a rolling-horizon LP (HiGHS).
 
 At every re-planning instant the controller builds a :class:`~gridmesh.optim.problem.DispatchProblem` over the
 horizon from the window's look-ahead (perfect information in studies, forecasts live): substation and
-microgrid net loads, the tariff's prices and demand charge, battery limits and the SOC it expects; solves it;
-keeps the first step(s); and predicts the SOC with the battery model, as the safety layer will apply it.
+microgrid net loads, the tariff's prices and demand charge, battery limits and the SOC it expects, the
+flexible loads (per microgrid and for the rest of the grid: what may be deferred, what is owed) and the
+curtailable generation per group; solves it; keeps the first step(s); splits each group's decision onto its
+devices (:mod:`gridmesh.control.device_groups`); and predicts the SOC and the backlog with the device models,
+as the safety layer will apply them.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridmesh.control.controller import FloatArray, Request, Window
+from gridmesh.control.device_groups import DeviceGroups
 from gridmesh.control.site_balance import IntArray, SiteBalance
 from gridmesh.devices.battery import BatteryFleet
+from gridmesh.devices.flexible_load import FlexibleLoads
 from gridmesh.errors import GridmeshError
 from gridmesh.model.kinds import SiteLevel
 from gridmesh.optim.dispatch import solve_dispatch
@@ -36,6 +41,13 @@ class HorizonForecast:
     export_price: FloatArray
     demand_charge_eur_per_kw: float
     dt_h: float
+    groups: DeviceGroups
+    gen_kw: FloatArray  # (T, generators): available generation, for splitting a group's curtailment
+    gen_available_kw: FloatArray  # (T, Gg) curtailable generation per group
+    flex_defer_kw: FloatArray  # (T, F) most each flexible load may defer (backlog aside)
+    flex_defer_max_kw: FloatArray  # (T, Fg) the same per group
+    flex_catch_up_kw: FloatArray  # (Fg,)
+    flex_backlog_max_kwh: FloatArray  # (Fg,)
 
 
 @dataclass
@@ -47,7 +59,8 @@ class MpcStats:
 
 
 class ModelPredictiveControl:
-    """Peak shaving, arbitrage and microgrid peak charges in one objective; see the module docstring."""
+    """Peak shaving, arbitrage, microgrid peak charges, load shifting and curtailment in one objective; see
+    the module docstring."""
 
     name = "mpc"
     priority = 30
@@ -62,6 +75,8 @@ class ModelPredictiveControl:
         network_aware: bool = True,
         monitored_per_site: int = 4,
         prune_limits: bool = True,
+        curtailment_penalty_eur_per_kwh: float = 0.25,
+        flex_penalty_eur_per_kwh: float = 0.03,
     ) -> None:
         if horizon_steps < 1 or replan_every < 1:
             raise ValueError("horizon_steps and replan_every must be at least 1 step")
@@ -69,6 +84,8 @@ class ModelPredictiveControl:
         self.replan_every = replan_every
         self.degradation = degradation_eur_per_kwh
         self.site_charge = site_demand_charge_eur_per_kw
+        self.curtailment_penalty = curtailment_penalty_eur_per_kwh
+        self.flex_penalty = flex_penalty_eur_per_kwh
         self._balance = SiteBalance()
         self._peak = 0.0
         self._site_peaks: FloatArray = np.zeros(0)
@@ -79,7 +96,7 @@ class ModelPredictiveControl:
         self._engine: PowerFlow | None = None
         self._site_buses: list[IntArray] = []
 
-    def network_limits(self, view: Window) -> Sensitivity | None:
+    def network_limits(self, view: Window, f: HorizonForecast) -> Sensitivity | None:
         """Linear voltage limits for the look-ahead: per microgrid the buses nearest their bounds.
 
         Limits are never tighter than what idle batteries achieve (``no new violations``), so the LP
@@ -107,8 +124,24 @@ class ModelPredictiveControl:
             view.ev_p_kw,
             np.zeros((view.steps, len(view.batteries))),
         )
+        groups = f.groups
+        gen_weights = np.zeros((groups.gen_site.size, len(net.generators)))
+        gen_weights[groups.gen_group, groups.gen_columns] = f.gen_kw[:, groups.gen_columns].mean(axis=0)
+        flex_columns = view.flexible.columns if view.flexible is not None else np.zeros(0, dtype=np.int64)
+        load_weights = np.zeros((groups.flex_site.size, len(net.loads)))
+        load_weights[groups.flex_group, flex_columns] = f.flex_defer_kw.mean(axis=0)
+        gen_weights /= np.maximum(gen_weights.sum(axis=1, keepdims=True), 1e-9)
+        load_weights /= np.maximum(load_weights.sum(axis=1, keepdims=True), 1e-9)
         try:
-            sens = voltage_sensitivity(self._engine, net, injections, buses=candidates.tolist(), generators=[])
+            sens = voltage_sensitivity(
+                self._engine,
+                net,
+                injections,
+                buses=candidates.tolist(),
+                generators=[],
+                generator_groups=gen_weights,
+                load_groups=load_weights,
+            )
         except (GridmeshError, ValueError) as exc:  # no network limits rather than no plan
             self.stats.last_reason = f"network limits skipped: {exc}"
             return None
@@ -127,7 +160,14 @@ class ModelPredictiveControl:
         if self.prune_limits:
             # A limit that no dispatch within the batteries' ratings can reach cannot bind: leave it out of
             # the LP (same optimum, smaller problem).
-            reach = np.abs(sens.d_dp[chosen]) @ view.batteries.p_kw
+            swing = np.concatenate(
+                [
+                    view.batteries.p_kw,
+                    f.gen_available_kw.max(axis=0, initial=0.0),
+                    np.maximum(f.flex_defer_max_kw.max(axis=0, initial=0.0), f.flex_catch_up_kw),
+                ]
+            )
+            reach = np.abs(sens.d_dp[chosen]) @ swing
             can_bind = (base.max(axis=0) + reach > upper) | (base.min(axis=0) - reach < lower)
             chosen, base, lower, upper = chosen[can_bind], base[:, can_bind], lower[can_bind], upper[can_bind]
             if not chosen.size:
@@ -146,6 +186,9 @@ class ModelPredictiveControl:
         site_of = np.full(len(view.batteries), -1, dtype=np.int64)
         for k, site in enumerate(sites):
             site_of[site.batteries] = k
+        groups = DeviceGroups.of(view, [s.site for s in sites])
+        flexible = view.flexible or FlexibleLoads.of([])
+        defer = flexible.defer_max_kw(view.load_p_kw[:, flexible.columns])
         return HorizonForecast(
             sites=[s.batteries for s in sites],
             site_of_battery=site_of,
@@ -155,12 +198,26 @@ class ModelPredictiveControl:
             export_price=view.tariff.export_price(view.times),
             demand_charge_eur_per_kw=view.tariff.demand_charge_eur_per_kw,
             dt_h=view.dt_h,
+            groups=groups,
+            gen_kw=view.gen_p_kw,
+            gen_available_kw=groups.sum_gen(view.gen_p_kw),
+            flex_defer_kw=defer,
+            flex_defer_max_kw=groups.sum_flex(defer),
+            flex_catch_up_kw=groups.sum_flex(flexible.catch_up_kw),
+            flex_backlog_max_kwh=groups.sum_flex(flexible.backlog_max_kwh),
         )
 
     def problem(
-        self, f: HorizonForecast, fleet: BatteryFleet, horizon: slice, limits: Sensitivity | None = None
+        self,
+        f: HorizonForecast,
+        fleet: BatteryFleet,
+        horizon: slice,
+        limits: Sensitivity | None = None,
+        *,
+        flexible: FlexibleLoads | None = None,
     ) -> DispatchProblem:
-        """The LP of one horizon, from the predicted fleet state and the billing peaks reached so far."""
+        """The LP of one horizon, from the predicted device state and the billing peaks reached so far."""
+        owed = f.groups.sum_flex(flexible.backlog_kwh) if flexible is not None else np.zeros(f.groups.flex_site.size)
         n, s = len(fleet), len(f.sites)
         if self._site_peaks.size != s:
             self._site_peaks = np.zeros(s)
@@ -183,6 +240,15 @@ class ModelPredictiveControl:
             site_of_battery=f.site_of_battery,
             site_demand_charge_eur_per_kw=np.full(s, self.site_charge),
             site_peak_so_far_kw=self._site_peaks,
+            gen_available_kw=f.gen_available_kw[horizon],
+            site_of_gen=f.groups.gen_site,
+            curtailment_penalty_eur_per_kwh=self.curtailment_penalty,
+            flex_defer_max_kw=f.flex_defer_max_kw[horizon],
+            flex_catch_up_kw=f.flex_catch_up_kw,
+            flex_backlog_max_kwh=f.flex_backlog_max_kwh,
+            flex_backlog0_kwh=np.minimum(owed, f.flex_backlog_max_kwh),
+            site_of_flex=f.groups.flex_site,
+            flex_penalty_eur_per_kwh=self.flex_penalty,
             sensitivity=None
             if limits is None
             else Sensitivity(limits.base[horizon], limits.d_dp, limits.lower, limits.upper, limits.names),
@@ -193,12 +259,16 @@ class ModelPredictiveControl:
             raise ValueError("MPC needs a look-ahead (forecasts) on the window")
         view = window.lookahead(window.steps + self.horizon_steps)
         f = self.forecast(view)
-        limits = self.network_limits(view)
-        fleet = copy.deepcopy(window.batteries)  # predicted state; the real fleet is the safety layer's
+        limits = self.network_limits(view, f)
+        # predicted device states; the real ones are the safety layer's
+        fleet = copy.deepcopy(window.batteries)
+        flexible = copy.deepcopy(window.flexible) if window.flexible is not None else FlexibleLoads.of([])
         requests = window.nothing()
+        curtail = np.zeros((window.steps, f.gen_kw.shape[1]))
+        shift = np.zeros((window.steps, len(flexible)))
         for t in range(0, window.steps, self.replan_every):
             horizon = slice(t, min(t + self.horizon_steps, len(f.substation_kw)))
-            plan = solve_dispatch(self.problem(f, fleet, horizon, limits))
+            plan = solve_dispatch(self.problem(f, fleet, horizon, limits, flexible=flexible))
             self.stats.solves += 1
             self.stats.seconds += plan.solve_seconds
             if plan.status != "optimal":
@@ -206,10 +276,28 @@ class ModelPredictiveControl:
                 self.stats.last_reason = plan.reason
             keep = min(self.replan_every, window.steps - t)
             requests[t : t + keep] = plan.battery_kw[:keep]
+            curtail[t : t + keep] = f.groups.split_gen(plan.curtail_kw[:keep], f.gen_kw[t : t + keep], curtail.shape[1])
             for j in range(keep):
                 applied = fleet.step(plan.battery_kw[j], window.dt_h)
-                self._peak = max(self._peak, float(f.substation_kw[t + j] - applied.sum()))
-                for k, batteries in enumerate(f.sites):
-                    own = f.site_load_kw[t + j, k] - applied[batteries].sum()
-                    self._site_peaks[k] = max(self._site_peaks[k], float(own))
-        return Request(requests)
+                load = window.load_p_kw[t + j, flexible.columns]
+                defer_max, catch_up_max = flexible.limits_kw(load, window.dt_h)
+                shift[t + j] = flexible.step(
+                    f.groups.split_flex(plan.flex_kw[j], defer_max, catch_up_max), load, window.dt_h
+                )
+                self._track_peaks(f, t + j, applied, plan.curtail_kw[j], plan.flex_kw[j])
+        return Request(requests, curtail_kw=curtail, flex_kw=shift)
+
+    def _track_peaks(
+        self, f: HorizonForecast, t: int, battery_kw: FloatArray, curtail_kw: FloatArray, flex_kw: FloatArray
+    ) -> None:
+        """The billing peaks after step ``t`` as dispatched (groups' curtailment and shifts included)."""
+        self._peak = max(self._peak, float(f.substation_kw[t] - battery_kw.sum() + curtail_kw.sum() - flex_kw.sum()))
+        groups = f.groups
+        for k, batteries in enumerate(f.sites):
+            own = (
+                f.site_load_kw[t, k]
+                - battery_kw[batteries].sum()
+                + curtail_kw[groups.gen_site == k].sum()
+                - flex_kw[groups.flex_site == k].sum()
+            )
+            self._site_peaks[k] = max(self._site_peaks[k], float(own))

@@ -121,6 +121,8 @@ def voltage_sensitivity(
     at_step: int | None = None,
     line_quantity: Literal["p_kw", "loading"] = "p_kw",
     max_loading: float = 1.0,
+    generator_groups: FloatArray | None = None,
+    load_groups: FloatArray | None = None,
 ) -> Sensitivity:
     """Voltage (and optionally line loading) sensitivities by finite differences in one batch.
 
@@ -143,6 +145,13 @@ def voltage_sensitivity(
             upper limit ``max_loading``; a magnitude, so its linearisation is poor on lightly loaded lines
             and wrong across a reversal of the flow.
         max_loading: the fraction of the thermal rating allowed on monitored lines.
+        generator_groups: ``(K, generators)`` weights: one more input per row, the generators raised together
+            by ``weights·delta_kw`` (a group a planner dispatches as one, e.g. a microgrid's PV).
+        load_groups: ``(K, loads)`` weights: one more input per row, the loads *reduced* together (injection
+            convention: less consumption is positive injection).
+
+    The inputs (columns of ``d_dp``) are the batteries, the generators, the generator groups, then the
+    load groups.
 
     Raises:
         ValueError: a position out of range, a non-positive ``delta_kw`` or a monitored bus not energized.
@@ -157,8 +166,15 @@ def voltage_sensitivity(
     line_pos = _indices("lines", lines, len(index.lines))
     bat_pos = _indices("batteries", batteries, len(index.batteries))
     gen_pos = _indices("generators", generators, len(index.generators))
+    gen_groups = np.zeros((0, len(index.generators))) if generator_groups is None else np.asarray(generator_groups)
+    load_weights = np.zeros((0, len(index.loads))) if load_groups is None else np.asarray(load_groups)
+    if gen_groups.shape[1:] != (len(index.generators),) or load_weights.shape[1:] != (len(index.loads),):
+        raise ValueError(
+            f"generator_groups must have shape (K, {len(index.generators)}) and load_groups (K, {len(index.loads)}),"
+            f" got {gen_groups.shape} and {load_weights.shape}"
+        )
     steps, nb, ng = injections.steps, bat_pos.size, gen_pos.size
-    k = nb + ng
+    k = nb + ng + len(gen_groups) + len(load_weights)
 
     point = _operating_point(injections, at_step)
     stacked = [
@@ -169,6 +185,10 @@ def voltage_sensitivity(
     first = steps + 1  # row of the first perturbed scenario
     bat_p[first + np.arange(nb), bat_pos] += delta_kw
     gen_p[first + nb + np.arange(ng), gen_pos] += delta_kw
+    grouped = first + nb + ng
+    gen_p[grouped : grouped + len(gen_groups)] += delta_kw * gen_groups
+    grouped += len(gen_groups)
+    load_p[grouped : grouped + len(load_weights)] -= delta_kw * load_weights
     result = engine.run(Injections(load_p, load_q, gen_p, gen_q, ev_p, bat_p)).raise_on_failure()
 
     flows = result.line_p_from_kw if line_quantity == "p_kw" else result.line_loading

@@ -74,7 +74,7 @@ def run_study(
     kinds = sorted(set(gen_kind.tolist()))
     cycle = ControlCycle(controllers, SafetyLayer(pcc_limit_kw=twin.pcc_limits_kw))
     refusals: dict[str, int] = {}
-    cycle_seconds = energy_cost = curtailed_kwh = 0.0
+    cycle_seconds = energy_cost = curtailed_kwh = deferred_kwh = 0.0
     volt_var_iterations = volt_var_unconverged = 0
     e_start = fleet.soc * fleet.e_kwh
     discharged_kwh = np.zeros(len(fleet))
@@ -93,7 +93,7 @@ def run_study(
             n = min(window_steps, steps - offset)
             window, base = twin.window(offset, n)
             times, lp, gp, ev = window.times, window.load_p_kw, window.gen_p_kw, window.ev_p_kw
-            decided = cycle.run(window, fleet)
+            decided = cycle.run(window, fleet, twin.flexible)
             battery_p, soc = decided.battery_kw, decided.soc
             cycle_seconds += sum(decided.seconds.values())
             for reason, count in decided.refusals["reason"].value_counts().items():
@@ -101,8 +101,10 @@ def run_study(
             files.write("refusals", decided.refusals)
             discharged_kwh += np.clip(battery_p, 0, None).sum(axis=0) * dt_h
             charged_kwh += np.clip(-battery_p, 0, None).sum(axis=0) * dt_h
-            solved = twin.solve(window, base, battery_p)
+            solved = twin.solve(window, base, battery_p, curtail_kw=decided.curtail_kw, flex_kw=decided.flex_kw)
             result = solved.result
+            lp = solved.injections.load_p_kw  # after deferral and catch-up
+            deferred_kwh += float(np.clip(decided.flex_kw, 0, None).sum() * dt_h)
             volt_var_iterations = max(volt_var_iterations, solved.iterations)
             volt_var_unconverged += not solved.converged
             available, gp = gp, solved.injections.gen_p_kw
@@ -156,6 +158,8 @@ def run_study(
         "controller": "+".join(c.name for c in controllers),
         "energy_cost_eur": energy_cost,
         "curtailment_kwh": curtailed_kwh,
+        "deferred_load_kwh": deferred_kwh,
+        "flexible_backlog_kwh": float(twin.flexible.backlog_kwh.sum()),
         "volt_var": None
         if twin.inverters is None
         else {"max_iterations": volt_var_iterations, "unconverged_windows": volt_var_unconverged},

@@ -13,6 +13,7 @@ from gridmesh.control.controller import Window
 from gridmesh.control.volt_var import InverterCurves, VoltVarWatt
 from gridmesh.devices.battery import BatteryFleet
 from gridmesh.devices.ev import draw_sessions, uncontrolled_power
+from gridmesh.devices.flexible_load import FlexibleLoads
 from gridmesh.market.tariff import TimeOfUseTariff
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import pcc_limits_kw, resolve_sites
@@ -51,6 +52,7 @@ class StudyTwin:
         self.engine = PowerFlow(net, method=method, outputs=STUDY_OUTPUTS)
         self.injections = ProfileInjections(net, profiles)
         self.fleet = BatteryFleet.of(list(net.batteries.values()))
+        self.flexible = FlexibleLoads.of(list(net.loads.values()))
         self.ev_chargers = list(net.ev_chargers.values())
         self.sessions = draw_sessions(self.ev_chargers, steps=self.steps, dt_h=self.dt_h, seed=seed)
         self.tariff = tariff or TimeOfUseTariff()
@@ -75,18 +77,32 @@ class StudyTwin:
             lookahead=lambda horizon: self.window(offset, min(horizon, self.steps - offset))[0],
             load_q_kvar=base.load_q_kvar,
             gen_q_kvar=base.gen_q_kvar,
+            flexible=self.flexible,
         )
         return window, base
 
-    def solve(self, window: Window, base: ProfileWindow, battery_kw: FloatArray) -> Solved:
-        """Power flow of the window with the batteries' decided powers (and inverter curves, if any)."""
+    def solve(
+        self,
+        window: Window,
+        base: ProfileWindow,
+        battery_kw: FloatArray,
+        *,
+        curtail_kw: FloatArray | None = None,
+        flex_kw: FloatArray | None = None,
+    ) -> Solved:
+        """Power flow of the window with the decided battery powers, curtailment and load shifts (and the
+        inverter curves, if any). A load's reactive power follows its active power (constant power factor)."""
+        load_p, load_q = window.load_p_kw, base.load_q_kvar
+        if flex_kw is not None and flex_kw.size:
+            load_p, load_q = load_p.copy(), load_q.copy()
+            columns = self.flexible.columns
+            shifted = load_p[:, columns] - flex_kw
+            ratio = np.divide(shifted, load_p[:, columns], out=np.ones_like(shifted), where=load_p[:, columns] != 0)
+            load_p[:, columns] = shifted
+            load_q[:, columns] *= ratio
+        gen_p = window.gen_p_kw if curtail_kw is None or not curtail_kw.size else window.gen_p_kw - curtail_kw
         injected = Injections(
-            window.load_p_kw,
-            base.load_q_kvar,
-            window.gen_p_kw,
-            base.gen_q_kvar,
-            window.ev_p_kw,
-            np.asarray(battery_kw, dtype=np.float64),
+            load_p, load_q, gen_p, base.gen_q_kvar, window.ev_p_kw, np.asarray(battery_kw, dtype=np.float64)
         )
         if self.inverters is None:
             return Solved(injected, self.engine.run(injected))
