@@ -94,7 +94,7 @@ def run(
             controllers=[build_controller(name) for name in controller or []],
         )
         platform = Platform(bus, store, centre)
-        platform.field = start_field(loaded, data, bus, clock=clock, keys=keys)
+        platform.field, platform.sunspec = start_field(loaded, data, bus, clock=clock, keys=keys)
     console.print(f"{len(centre.catalogue):,} devices of {loaded.network.name} playing at ×{speed:g}")
     _serve(platform, centre, data, host, port)
 
@@ -135,14 +135,26 @@ def field(
     data: Data = Path("gridmesh-data"),
     speed: Speed = 1.0,
     keys: Keys = None,
+    sunspec: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sunspec",
+            help="serve DEVICE from a SunSpec inverter or battery over Modbus TCP: DEVICE=HOST[:PORT][/UNIT] "
+            "(repeatable); that device is then not simulated",
+        ),
+    ] = None,
 ) -> None:
     """The field simulator alone: the scenario's devices publish to an MQTT broker and obey commands."""
     loaded = scenario_cli.load(scenario)
     data.mkdir(parents=True, exist_ok=True)
     clock = SimClock(speed=speed)
     bus = mqtt_bus(mqtt, client_id="gridmesh-field", data=data, will=gateway_will(clock.now_ns()))
-    simulator = start_field(loaded, data, bus, clock=clock, keys=keys)
-    platform = Platform(bus, field=simulator)
+    try:
+        simulator, gateway = start_field(loaded, data, bus, clock=clock, keys=keys, sunspec=sunspec or ())
+    except ValueError as exc:
+        bus.close()
+        raise typer.BadParameter(str(exc), param_hint="--sunspec") from exc
+    platform = Platform(bus, field=simulator, sunspec=gateway)
     console.print(f"field simulator: {len(simulator.catalogue):,} devices → {mqtt} at ×{speed:g}; Ctrl-C stops")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

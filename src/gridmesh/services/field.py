@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,7 +155,9 @@ class FieldSimulator:
         data_dir: Path | None = None,
         tick_s: float = TICK_S,
         protection: ProtectionSettings | None = None,
+        exclude: Collection[str] = (),
     ) -> None:
+        """``exclude``: devices played by something else (a real device behind a gateway): not simulated."""
         if not speed > 0 or not tick_s > 0 or not noise >= 0:
             raise ValueError(f"need speed > 0, tick_s > 0 and noise ≥ 0; got {speed}, {tick_s}, {noise}")
         period_of = {**DEFAULT_PERIODS, **(periods or {})}
@@ -163,7 +165,7 @@ class FieldSimulator:
             raise ValueError(f"reporting periods must be positive seconds, got {dict(period_of)}")
         self.scenario, self.bus, self.speed, self.noise, self.tick_s = scenario, bus, speed, noise, tick_s
         self.catalogue = catalogue_of(scenario.network)
-        devices = list(self.catalogue.devices.values())
+        devices = [d for d in self.catalogue.devices.values() if d.id not in exclude]
         missing = [d.id for d in devices if d.id not in keyring.secrets]
         if missing:
             raise ValueError(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridmesh.adapters.modbus.gateway import SunSpecGateway, sunspec_devices
 from gridmesh.adapters.mqtt.bus import MqttBus
 from gridmesh.control.controller import Controller
 from gridmesh.model.scenario import Scenario
@@ -53,8 +54,11 @@ class Platform:
     historian: Historian | None = None
     centre: ControlCentre | None = None
     field: FieldSimulator | None = None
+    sunspec: SunSpecGateway | None = None
 
     def stop(self) -> None:
+        if self.sunspec is not None:
+            self.sunspec.stop()
         if self.field is not None:
             self.field.stop()
         if isinstance(self.bus, InProcessBus):
@@ -87,10 +91,31 @@ def start_centre(
 
 
 def start_field(
-    scenario: Scenario, data: Path, bus: Bus, *, clock: SimClock, keys: Path | None = None
-) -> FieldSimulator:
+    scenario: Scenario,
+    data: Path,
+    bus: Bus,
+    *,
+    clock: SimClock,
+    keys: Path | None = None,
+    sunspec: Sequence[str] = (),
+) -> tuple[FieldSimulator, SunSpecGateway | None]:
+    """The field simulator, and a SunSpec gateway for the devices that ``sunspec`` options put on real
+    (or simulated) Modbus hardware (``DEVICE=HOST[:PORT][/UNIT]``); those are not simulated."""
     field_ring, _ = keyrings(data, scenario, keys)
+    real = sunspec_devices(catalogue_of(scenario.network), sunspec)
     start = clock.now().replace(tzinfo=None)
-    simulator = FieldSimulator(scenario, bus, field_ring, speed=clock.speed, start=start, data_dir=data)
+    simulator = FieldSimulator(
+        scenario,
+        bus,
+        field_ring,
+        speed=clock.speed,
+        start=start,
+        data_dir=data,
+        exclude={d.spec.id for d in real},
+    )
     simulator.start()
-    return simulator
+    gateway = None
+    if real:
+        gateway = SunSpecGateway(real, bus, field_ring, data_dir=data / "sunspec")
+        gateway.start()
+    return simulator, gateway
