@@ -2,7 +2,8 @@
 
 The optimum is one LP over the whole period (``perfect_foresight``). The MPC re-plans every step over a
 24 h horizon inside a real study (control cycle, safety layer, power flow), with perfect forecasts; its
-realised battery powers are then priced by the very same ``dispatch_cost``. Prints the gap and timings.
+realised battery powers and flexible-load shifts are then priced by the very same ``dispatch_cost``. Prints
+the gap and timings.
 ``--forecast`` also runs the MPC on net-load forecasts (``ForecastingMpc``) and reports its gap beside the
 perfect-forecast MPC's, once per reserve ``k`` (the LP plans on forecast + k·σ): trained as
 ``--controller mpc-forecast`` does, on the weeks before the study start (``--training before``), or on the
@@ -55,7 +56,8 @@ def main() -> None:
     twin = StudyTwin(scenario)
     reference = ModelPredictiveControl()
     window, _ = twin.window(0, twin.steps)
-    problem = reference.problem(reference.forecast(window), twin.fleet, slice(0, twin.steps))
+    horizon = reference.forecast(window)
+    problem = reference.problem(horizon, twin.fleet, slice(0, twin.steps))
     started = time.perf_counter()
     optimum = perfect_foresight(problem)
     optimum_s = time.perf_counter() - started
@@ -67,6 +69,7 @@ def main() -> None:
         mpc = ModelPredictiveControl()
         study = run_study(scenario, out=Path(folder) / "mpc", controller=mpc)
         batteries = pd.read_parquet(Path(folder) / "mpc" / "batteries.parquet")
+        flexible = _read_flexible(Path(folder) / "mpc")
         baseline = run_study(scenario, out=Path(folder) / "none", controller=NoControl())
         forecast_runs = []
         if args.forecast:
@@ -82,13 +85,24 @@ def main() -> None:
                 forecasting.reserve = k
                 run = run_study(scenario, out=Path(folder) / f"forecast-{k:g}", controller=forecasting)
                 frame = pd.read_parquet(Path(folder) / f"forecast-{k:g}" / "batteries.parquet")
-                forecast_runs.append((k, forecasting, run, frame))
+                shifts = _read_flexible(Path(folder) / f"forecast-{k:g}")
+                forecast_runs.append((k, forecasting, run, (frame, shifts)))
+        for run in [study, *(r[2] for r in forecast_runs)]:
+            if run.kpis["curtailment_kwh"] > 1e-6:  # not priced below: the figures would be wrong
+                raise SystemExit(f"the MPC curtailed {run.kpis['curtailment_kwh']:.1f} kWh; price curtailment first")
 
-    def priced(frame: pd.DataFrame) -> CostBreakdown:
+    def priced(frames: tuple[pd.DataFrame, pd.DataFrame | None]) -> CostBreakdown:
+        frame, shifts = frames
         power = frame.pivot(index="time", columns="battery", values="p_kw")[list(twin.fleet.ids)].to_numpy()
-        return dispatch_cost(problem, charge_kw=np.clip(-power, 0, None), discharge_kw=np.clip(power, 0, None))
+        flex = np.zeros((twin.steps, problem.n_flexible))
+        if shifts is not None:
+            per_load = shifts.pivot(index="time", columns="load", values="shift_kw")[list(twin.flexible.ids)]
+            flex = horizon.groups.sum_flex(per_load.to_numpy())
+        return dispatch_cost(
+            problem, charge_kw=np.clip(-power, 0, None), discharge_kw=np.clip(power, 0, None), flex_kw=flex
+        )
 
-    realised = priced(batteries)
+    realised = priced((batteries, flexible))
     gap = (realised.total - optimum.objective_eur) / abs(optimum.objective_eur)
 
     results = {
@@ -165,6 +179,11 @@ def main() -> None:
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(results, indent=2, default=str))
     console.print(f"results: {args.json_out}")
+
+
+def _read_flexible(folder: Path) -> pd.DataFrame | None:
+    path = folder / "flexible.parquet"
+    return pd.read_parquet(path) if path.exists() else None
 
 
 if __name__ == "__main__":

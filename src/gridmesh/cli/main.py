@@ -15,6 +15,7 @@ from rich.table import Table
 
 from gridmesh.cli import fault as fault_cli
 from gridmesh.cli import forecast as forecast_cli
+from gridmesh.cli import island as island_cli
 from gridmesh.cli import keys as keys_cli
 from gridmesh.cli import live as live_cli
 from gridmesh.cli import reliability as reliability_cli
@@ -36,6 +37,7 @@ app.add_typer(scenario_cli.app, name="scenario")
 app.add_typer(forecast_cli.app, name="forecast")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(fault_cli.app, name="fault")
+app.add_typer(island_cli.app, name="island")
 app.add_typer(token_cli.app, name="token")
 app.command(name="run")(live_cli.run)
 app.command(name="centre")(live_cli.centre)

@@ -140,7 +140,7 @@ class PowerFlow:
             battery_p_kw=np.zeros((1, len(self.index.batteries))),
         )
 
-    def _update(self, inj: Injections) -> dict[ComponentType, Any]:
+    def _update(self, inj: Injections, source_u_pu: FloatArray | None = None) -> dict[ComponentType, Any]:
         steps = inj.steps
         load = initialize_array(DatasetType.update, ComponentType.sym_load, (steps, len(self.index.load_ids)))
         load["id"] = self.index.load_ids[None, :]
@@ -150,29 +150,48 @@ class PowerFlow:
         gen["id"] = self.index.gen_ids[None, :]
         gen["p_specified"] = np.hstack([inj.gen_p_kw, inj.battery_p_kw]) * W_PER_KW
         gen["q_specified"] = np.hstack([inj.gen_q_kvar, np.zeros_like(inj.battery_p_kw)]) * W_PER_KW
-        return {ComponentType.sym_load: load, ComponentType.sym_gen: gen}
+        update = {ComponentType.sym_load: load, ComponentType.sym_gen: gen}
+        if source_u_pu is not None:
+            source = initialize_array(DatasetType.update, ComponentType.source, (steps, len(self.index.sources)))
+            source["id"] = self._base[ComponentType.source]["id"][None, :]
+            source["u_ref"] = source_u_pu
+            update[ComponentType.source] = source
+        return update
 
-    def run(self, injections: Injections) -> PowerFlowResult:
+    def run(self, injections: Injections, *, source_u_pu: FloatArray | None = None) -> PowerFlowResult:
         """Power flow for every step of ``injections``; failed steps are listed, not raised.
 
         With a fast method (iterative current) the steps it cannot solve are retried by Newton-Raphson,
-        which converges in more cases; only steps that fail both are reported.
+        which converges in more cases; only steps that fail both are reported. ``source_u_pu``, shape
+        ``(steps, sources)`` in :attr:`ModelIndex.sources` order, sets each source's voltage per step (a
+        grid-forming unit's Q-droop set-point); by default the sources keep their ``vm_pu``.
         """
-        result = self._solve(self._model, self.method, injections)
+        result = self._solve(self._model, self.method, injections, source_u_pu)
         if result.failed and self.method is not CalculationMethod.newton_raphson:
             rows = np.array(sorted(result.failed), dtype=np.int64)
             if self._fallback is None:
                 self._fallback = PowerGridModel(self._base)
-            retry = self._solve(self._fallback, CalculationMethod.newton_raphson, injections.rows(rows))
+            retry = self._solve(
+                self._fallback,
+                CalculationMethod.newton_raphson,
+                injections.rows(rows),
+                None if source_u_pu is None else source_u_pu[rows],
+            )
             result = with_rows(result, rows, retry)
         return result
 
-    def _solve(self, model: PowerGridModel, method: CalculationMethod, injections: Injections) -> PowerFlowResult:
+    def _solve(
+        self,
+        model: PowerGridModel,
+        method: CalculationMethod,
+        injections: Injections,
+        source_u_pu: FloatArray | None = None,
+    ) -> PowerFlowResult:
         failed: dict[int, str] = {}
         requested: dict[ComponentType, set[str] | list[str] | ComponentAttributeFilterOptions | None] = {**self.outputs}
         try:
             out = model.calculate_power_flow(
-                update_data=self._update(injections),
+                update_data=self._update(injections, source_u_pu),
                 calculation_method=method,
                 threading=self.threading,
                 output_component_types=requested,

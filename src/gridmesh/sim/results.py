@@ -30,9 +30,10 @@ class ParquetStream:
 
 
 class ResultFiles:
-    """The study's streamed outputs: system, site and battery time series (and bus voltages on request)."""
+    """The study's streamed outputs: system, site, battery and flexible-load time series (and bus voltages on
+    request)."""
 
-    NAMES = ("timeseries", "sites", "batteries", "refusals", "bus_voltages")
+    NAMES = ("timeseries", "sites", "batteries", "flexible", "refusals", "bus_voltages")
 
     def __init__(self, out: Path, *, detail: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)

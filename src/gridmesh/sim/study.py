@@ -138,7 +138,9 @@ def run_study(
                 )
             files.write("timeseries", _system_frame(times, lp, ev, gp, generation, battery_p, result))
             files.write("sites", site_frame)
-            files.write("batteries", _battery_frame(times, fleet.ids, battery_p, soc))
+            files.write("batteries", _device_frame(times, "battery", fleet.ids, p_kw=battery_p, soc=soc))
+            if len(twin.flexible):
+                files.write("flexible", _device_frame(times, "load", twin.flexible.ids, shift_kw=decided.flex_kw))
             if detail:
                 voltages = pd.DataFrame(result.v_pu.astype(np.float32), columns=list(index.buses))
                 files.write("bus_voltages", voltages.assign(time=times))
@@ -217,13 +219,13 @@ def _system_frame(
     return pd.DataFrame(columns)
 
 
-def _battery_frame(times: pd.DatetimeIndex, ids: tuple[str, ...], p: np.ndarray, soc: np.ndarray) -> pd.DataFrame:
+def _device_frame(times: pd.DatetimeIndex, key: str, ids: tuple[str, ...], **values: np.ndarray) -> pd.DataFrame:
+    """Long format, one row per step and device: ``time``, ``key`` (the device id) and each ``(steps, n)`` value."""
     return pd.DataFrame(
         {
             "time": np.repeat(times.to_numpy(), len(ids)),
-            "battery": np.tile(np.array(ids, dtype=object), len(times)),
-            "p_kw": p.ravel(),
-            "soc": soc.ravel(),
+            key: np.tile(np.array(ids, dtype=object), len(times)),
+            **{name: np.asarray(v).ravel() for name, v in values.items()},
         }
     )
 
