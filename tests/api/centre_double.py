@@ -20,6 +20,8 @@ from gridmesh.api.ports import (
     CentreError,
     CommandRefused,
     CommandView,
+    ControlStepView,
+    ControlView,
     DeadLetterView,
     DeviceView,
     EstimatorInfo,
@@ -32,6 +34,7 @@ from gridmesh.api.ports import (
     NetworkView,
     NotFound,
     Pushed,
+    RefusalView,
     SeriesView,
     SiteSummary,
     SiteView,
@@ -414,6 +417,31 @@ class FakeCentre:
         i, case = find(self.case_list, case_id, "FLISR case", "GET /api/v1/flisr")
         steps = [s.model_copy(update={"outcome": "done"}) for s in case.steps]
         self.case_list[i] = case.model_copy(update={"status": "done", "steps": steps})
+
+    def control(self, limit: int) -> ControlView:
+        """Two quarter-hours of an MPC: the battery charging, then a PV inverter curtailed and a clamp."""
+        steps = [
+            ControlStepView(
+                time=T0 - timedelta(minutes=15 * k),
+                setpoints_kw={"bat-A2": -20.0 + 5 * k},
+                curtailed_kw={"pv-B4": 3.5} if k == 0 else {},
+                commands=2 - k,
+                refusals=[
+                    RefusalView(
+                        device="bat-A2", requested_kw=-30.0, applied_kw=-20.0, reason="SOC window", source="safety"
+                    )
+                ]
+                if k == 0
+                else [],
+                cycle_ms=42.0,
+                failed=[],
+                fallbacks=0,
+            )
+            for k in range(2)
+        ]
+        return ControlView(
+            enabled=True, controllers=["mpc", "self-consumption"], step_minutes=15.0, steps=steps[:limit]
+        )
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self.listeners.append(listener)

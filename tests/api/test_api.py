@@ -37,6 +37,7 @@ EXPECTED_PATHS = {
     "/api/v1/flisr",
     "/api/v1/flisr/{case_id}",
     "/api/v1/flisr/{case_id}/confirm",
+    "/api/v1/control",
 }
 
 
@@ -92,6 +93,10 @@ def test_viewer_reads_everything(client: TestClient, tokens: dict[Role, str], ce
     events = client.get("/api/v1/events", params={"kind": "device-offline"}, headers=h).json()
     assert [e["source"] for e in events] == ["meter-A3"]
     assert client.get("/api/v1/whoami", headers=h).json()["role"] == "viewer"
+    control = client.get("/api/v1/control", params={"limit": 1}, headers=h).json()
+    assert control["controllers"] == ["mpc", "self-consumption"] and len(control["steps"]) == 1
+    assert control["steps"][0]["curtailed_kw"] == {"pv-B4": 3.5}
+    assert control["steps"][0]["refusals"][0]["reason"] == "SOC window"
 
 
 def test_history_passes_the_window_and_buckets(client: TestClient, tokens: dict[Role, str], centre: FakeCentre) -> None:

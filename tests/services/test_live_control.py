@@ -231,3 +231,38 @@ def test_the_mpc_plans_on_the_live_lookahead(rig: Rig) -> None:
     assert decision is not None and decision.failed == ()
     assert mpc.stats.solves == 1 and mpc.stats.not_optimal == 0
     assert -RATING_KW - 1e-6 <= decision.setpoints_kw["bess"] <= RATING_KW + 1e-6
+
+
+class Curtail:
+    """Holds back a fixed amount of the extra PV (asked while ``kw`` is set; nothing once it is None)."""
+
+    name, priority = "curtail", 40
+
+    def __init__(self, kw: float | None) -> None:
+        self.kw = kw
+
+    def plan(self, window: Window) -> Request:
+        curtail = np.full((window.steps, len(window.network.generators)), np.nan)
+        if self.kw is not None:
+            curtail[:, list(window.network.generators).index("extra-pv")] = self.kw
+        return Request(window.nothing(), curtail_kw=curtail)
+
+
+def test_curtailment_limits_the_inverter_and_is_released_afterwards(rig: Rig) -> None:
+    curtail = Curtail(10.0)
+    live = rig.live(curtail)
+    rig.step()
+    decision = rig.tick(live)
+    assert decision is not None and decision.curtailed_kw == {"extra-pv": pytest.approx(10.0)}
+    (command,) = decision.commands
+    output_kw = float(
+        live.window(rig.clock.now())[0].gen_p_kw[0, list(rig.scenario.network.generators).index("extra-pv")]
+    )
+    assert command.action == "set-power" and command.value == pytest.approx((output_kw - 10.0) * 1e3, rel=0.05)
+    rig.to_next_step()
+    assert rig.centre.commands.record(command.device, command.seq).status == "done"  # type: ignore[union-attr]
+    curtail.kw = None
+    released = rig.tick(live)
+    assert released is not None and released.curtailed_kw == {}
+    assert [c.action for c in released.commands] == ["release"]
+    assert [d.time for d in live.recent(5)] == [released.time, decision.time]

@@ -14,7 +14,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from gridmesh.api import routes_admin, routes_flisr, routes_grid, routes_ops
+from gridmesh.api import routes_admin, routes_control, routes_flisr, routes_grid, routes_ops
 from gridmesh.api.auth import websocket_principal
 from gridmesh.api.errors import install_error_handlers
 from gridmesh.api.ports import AlarmView, Centre, Pushed, ReadingsView
@@ -67,7 +67,8 @@ def create_app(centre: Centre, tokens: TokenStore, *, hub: Hub | None = None) ->
     app.state.hub = hub
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
-    for router in (routes_grid.router, routes_ops.router, routes_flisr.router, routes_admin.router):
+    routers = (routes_grid, routes_ops, routes_flisr, routes_control, routes_admin)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     @app.websocket("/api/v1/stream")

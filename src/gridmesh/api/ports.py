@@ -220,6 +220,40 @@ class FlisrCaseView(View):
     log: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class RefusalView(View):
+    """A setpoint the control cycle did not carry out as asked: clamped by the safety layer or refused by
+    the command service (``source``)."""
+
+    device: str
+    requested_kw: float
+    applied_kw: float | None
+    reason: str
+    source: Literal["safety", "command"]
+
+
+class ControlStepView(View):
+    """One live control step: the setpoints decided (after the safety layer), the curtailment, what was
+    refused and how long the cycle took."""
+
+    time: datetime
+    setpoints_kw: dict[str, float] = Field(description="per battery, generator convention (discharge > 0)")
+    curtailed_kw: dict[str, float] = Field(description="per generator held back in this step")
+    commands: int = Field(description="commands sent in this step")
+    refusals: list[RefusalView]
+    cycle_ms: float
+    failed: list[str] = Field(description="'controller: error' of controllers that raised in this step")
+    fallbacks: int = Field(description="present values taken from profiles (reading missing or stale)")
+
+
+class ControlView(View):
+    """The live control cycle: its controllers in priority order and its latest steps, newest first."""
+
+    enabled: bool
+    controllers: list[str]
+    step_minutes: float | None
+    steps: list[ControlStepView]
+
+
 Pushed = StateView | AlarmView | ReadingsView
 Listener = Callable[[Pushed], None]
 
@@ -276,6 +310,10 @@ class Centre(Protocol):
 
     def confirm_flisr(self, case_id: str, user: str) -> FlisrCaseView:
         """Execute an operator-confirmed plan; refused (409) when the grid changed since it was planned."""
+        ...
+
+    def control(self, limit: int) -> ControlView:
+        """The live control cycle and its ``limit`` latest steps."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -21,6 +21,7 @@ from gridmesh.cli import live as live_cli
 from gridmesh.cli import reliability as reliability_cli
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli import token as token_cli
+from gridmesh.cli import vpp as vpp_cli
 from gridmesh.cli.console import console, errors
 from gridmesh.cli.controllers import ControllerName, build_controller
 from gridmesh.control.volt_var import InverterCurves
@@ -39,6 +40,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(fault_cli.app, name="fault")
 app.add_typer(island_cli.app, name="island")
 app.add_typer(token_cli.app, name="token")
+app.add_typer(vpp_cli.app, name="vpp")
 app.command(name="run")(live_cli.run)
 app.command(name="centre")(live_cli.centre)
 app.command(name="field")(live_cli.field)

@@ -24,6 +24,7 @@ import numpy as np
 from gridmesh.api.ports import (
     AlarmView,
     CommandView,
+    ControlView,
     DeadLetterView,
     DeviceView,
     EstimatorInfo,
@@ -48,6 +49,7 @@ from gridmesh.services.bus import Bus, Message
 from gridmesh.services.centre_views import (
     alarm_view,
     case_view,
+    control_view,
     dead_letter_views,
     event_views,
     fault_view,
@@ -136,7 +138,7 @@ class ControlCentre:
         self._summaries = SiteSummaries(self.net, self.sites, self.image, self.switches.closed)
         self._estimator_version = 0
         # The study's control cycle, live: controllers plan every 15 simulated minutes on the live image.
-        self.control = (
+        self.live_control = (
             LiveControl(
                 self.net, self.sites, self.catalogue, self.image, profiles, self.commands, self.clock, controllers
             )
@@ -301,8 +303,8 @@ class ControlCentre:
             self.cycles += 1
             self.cycle_ms = [*self.cycle_ms[-999:], cycle_ms]
         self.alarm_engine.evaluate(now_ns, self._observed(estimate))
-        if self.control is not None:
-            decision = self.control.tick(self.clock.now())
+        if self.live_control is not None:
+            decision = self.live_control.tick(self.clock.now())
             if decision is not None and (decision.failed or decision.refusals):
                 refused = len(decision.refusals)
                 log.warning("control step %s: failed %s, %d refusals", decision.time, decision.failed, refused)
@@ -464,6 +466,9 @@ class ControlCentre:
 
     def faults(self) -> list[FaultView]:
         return [fault_view(f) for f in self.fault_desk.faults()]
+
+    def control(self, limit: int) -> ControlView:
+        return control_view(self.live_control, limit)
 
     def flisr_cases(self) -> list[FlisrCaseView]:
         return [case_view(c) for c in self.flisr.cases()]

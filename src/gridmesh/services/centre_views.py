@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,12 +19,15 @@ from gridmesh.api.ports import (
     AlarmView,
     BranchView,
     BusView,
+    ControlStepView,
+    ControlView,
     DeadLetterView,
     EventView,
     FaultView,
     FlisrCaseView,
     FlisrStepView,
     NetworkView,
+    RefusalView,
     SiteView,
 )
 from gridmesh.model.kinds import SiteLevel
@@ -33,6 +36,7 @@ from gridmesh.model.sites import SiteMembers
 from gridmesh.services.alarms import Alarm
 from gridmesh.services.fault_desk import FaultRecord
 from gridmesh.services.flisr_service import FlisrCase
+from gridmesh.services.live_control import LiveControl
 
 NS_PER_S = 1_000_000_000
 
@@ -161,4 +165,38 @@ def case_view(case: FlisrCase) -> FlisrCaseView:
         restored_kw=round(chosen.restored_kw, 1) if chosen else None,
         message=case.message,
         log=[{**entry, "ts": utc(entry["ts_ns"]).isoformat()} for entry in case.log],
+    )
+
+
+def control_view(control: LiveControl | None, limit: int) -> ControlView:
+    """The live control cycle's controllers and latest decisions (disabled without controllers)."""
+    if control is None:
+        return ControlView(enabled=False, controllers=[], step_minutes=None, steps=[])
+    controllers = sorted(control.cycle.controllers, key=lambda c: -c.priority)
+    return ControlView(
+        enabled=True,
+        controllers=[c.name for c in controllers],
+        step_minutes=control.step / timedelta(minutes=1),
+        steps=[
+            ControlStepView(
+                time=d.time.replace(tzinfo=UTC),
+                setpoints_kw=d.setpoints_kw,
+                curtailed_kw=d.curtailed_kw,
+                commands=len(d.commands),
+                refusals=[
+                    RefusalView(
+                        device=r.battery,
+                        requested_kw=r.requested_kw,
+                        applied_kw=r.applied_kw if math.isfinite(r.applied_kw) else None,
+                        reason=r.reason,
+                        source="command" if r.source == "command" else "safety",
+                    )
+                    for r in d.refusals
+                ],
+                cycle_ms=d.cycle_ms,
+                failed=list(d.failed),
+                fallbacks=d.fallbacks,
+            )
+            for d in control.recent(limit)
+        ],
     )

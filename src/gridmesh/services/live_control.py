@@ -17,7 +17,12 @@ simulated time by default) it:
 4. sends one ``set-power`` command (generator convention, W, ``user="control-cycle"``) per battery whose
    decided setpoint differs from the setpoint in force by more than the deadband (1 % of its rating). The
    setpoint in force is the newer of the battery's ``WSpt`` report and the last command sent to it, so a
-   command the device never executed is sent again and an unchanged setpoint is not.
+   command the device never executed is sent again and an unchanged setpoint is not;
+5. limits the inverter of every generator the cycle curtails to its present output minus the curtailment
+   (``set-power``, W), and releases the limit once the cycle stops curtailing it.
+
+Flexible loads are not dispatched live: a meter cannot defer a process. Their flexibility reaches the live
+grid as demand response (OpenADR events to the sites' VENs), not as a setpoint.
 
 Differences from a study, on purpose: a controller that raises is reported in that step's decision and
 tried again at the next step (a live failure is often one bad image, and a controller switched off for
@@ -31,7 +36,9 @@ step, so its prediction only stands in where telemetry is missing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +54,7 @@ from gridmesh.market.tariff import TimeOfUseTariff
 from gridmesh.model.network import Network
 from gridmesh.model.sites import SiteMembers, pcc_limits_kw
 from gridmesh.services.clock import Clock
-from gridmesh.services.commands import SET_POWER, CommandRecord, CommandService
+from gridmesh.services.commands import RELEASE, SET_POWER, CommandRecord, CommandService
 from gridmesh.services.field import DEFAULT_PERIODS
 from gridmesh.services.live_image import LiveImage
 from gridmesh.sim.injections import ProfileWindow
@@ -60,6 +67,7 @@ log = logging.getLogger(__name__)
 USER = "control-cycle"
 NS_PER_S = 1_000_000_000
 STALE_PERIODS = 3  # a reading older than this many reporting periods is not the present any more
+HISTORY_STEPS = 672  # a week of 15-minute decisions kept for the API
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -81,6 +89,7 @@ class LiveDecision:
 
     time: datetime  # the step's start (naive UTC, like the profiles)
     setpoints_kw: dict[str, float]  # per battery (network id), generator convention, after the safety layer
+    curtailed_kw: dict[str, float]  # per generator (network id) the cycle curtails in this step
     commands: tuple[CommandRecord, ...]
     refusals: tuple[Refusal, ...]
     cycle_ms: float
@@ -138,9 +147,19 @@ class LiveControl:
         by_element = catalogue.by_element(DeviceKind.BATTERY)
         self._battery_device = {b: by_element[b].id for b in self.fleet.ids if b in by_element}
         self._sent: dict[str, tuple[float, int]] = {}  # battery → (kW, sent_ns) of the last command
+        inverters = catalogue.by_element(DeviceKind.INVERTER)
+        self._inverter = {g: inverters[g].id for g in network.generators if g in inverters}
+        self._limited: dict[str, float] = {}  # generator → the output limit (kW) in force
         self._step_start: datetime | None = None
         self._future: list[ProfileWindow] = []  # profile values of steps 1… after the present step
         self.last: LiveDecision | None = None
+        self._history: deque[LiveDecision] = deque(maxlen=HISTORY_STEPS)
+        self._history_lock = threading.Lock()
+
+    def recent(self, limit: int) -> list[LiveDecision]:
+        """The ``limit`` latest decisions, newest first (thread-safe: the API reads while the cycle runs)."""
+        with self._history_lock:
+            return list(self._history)[::-1][:limit]
 
     def step_start(self, now: datetime) -> datetime:
         """The start of the control step containing ``now`` (naive UTC; steps are aligned to midnight)."""
@@ -255,9 +274,16 @@ class LiveControl:
             )
         ]
         commands = self._send(setpoints, refusals)
+        curtailed = {
+            g: float(kw)
+            for g, kw in zip(self.network.generators, decided.curtail_kw[0].tolist(), strict=True)
+            if kw > 0.0
+        }
+        commands += self._curtail(curtailed, dict(zip(self.network.generators, window.gen_p_kw[0], strict=True)))
         decision = LiveDecision(
             time=start,
             setpoints_kw={b: float(p) for b, p in zip(self.fleet.ids, setpoints.tolist(), strict=True)},
+            curtailed_kw=curtailed,
             commands=tuple(commands),
             refusals=tuple(refusals),
             cycle_ms=(time.perf_counter() - started) * 1e3,
@@ -267,7 +293,35 @@ class LiveControl:
         for failure in decision.failed:
             log.warning("controller failed at %s and was skipped for this step: %s", start, failure)
         self.last = decision
+        with self._history_lock:
+            self._history.append(decision)
         return decision
+
+    def _curtail(self, curtailed: Mapping[str, float], output_kw: Mapping[str, float]) -> list[CommandRecord]:
+        """Limit each curtailed generator's inverter to its output minus the curtailment; release the others.
+
+        A limit that moved by no more than the deadband (of the generator's rating) is not sent again.
+        """
+        sent: list[CommandRecord] = []
+        for generator in sorted(set(curtailed) | set(self._limited)):
+            device = self._inverter.get(generator)
+            if device is None:
+                continue
+            rating = self.network.generators[generator].p_kw
+            try:
+                if generator not in curtailed:
+                    sent.append(self.commands.send(device, RELEASE, user=USER))
+                    del self._limited[generator]
+                    continue
+                limit = max(output_kw[generator] - curtailed[generator], 0.0)
+                previous = self._limited.get(generator)
+                if previous is not None and abs(limit - previous) <= self.deadband * rating:
+                    continue
+                sent.append(self.commands.send(device, SET_POWER, limit * W_PER_KW, user=USER))
+                self._limited[generator] = limit
+            except CommandRefused as refused:
+                log.warning("curtailment of %s not sent: %s", generator, refused)
+        return sent
 
     def _in_force_kw(self, battery: str, wspt: Mapping[str, tuple[float, int]]) -> float | None:
         """The setpoint the battery works to: its newer ``WSpt`` report or our last command (None: unknown)."""
