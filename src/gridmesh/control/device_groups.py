@@ -61,7 +61,8 @@ class DeviceGroups:
 
     def sum_gen(self, generation_kw: FloatArray) -> FloatArray:
         """Available curtailable generation per group, ``(T, all generators)`` → ``(T, Gg)``."""
-        return _group_sum(generation_kw[..., self.gen_columns], self.gen_group, self.gen_site.size)
+        available = np.maximum(generation_kw[..., self.gen_columns], 0.0)  # a generator drawing power has none
+        return _group_sum(available, self.gen_group, self.gen_site.size)
 
     def split_flex(self, group_kw: FloatArray, defer_max: FloatArray, catch_up_max: FloatArray) -> FloatArray:
         """A group's shift per device, ``(Fg,)`` → ``(F,)``: deferral in proportion to what each may defer
