@@ -105,6 +105,13 @@ def test_dashboard_live(served: Served, page: Page, tmp_path: Path) -> None:
     expect(hofweiler.locator(".flow")).to_contain_text("import")
     expect(page.locator('.site[data-site="mg-b"] .badge')).to_have_text("islanded")
     expect(page.locator("#counters")).to_contain_text("123,456")
+    control = page.locator("#control")
+    expect(control.locator('[data-part="controllers"]')).to_have_text("mpc › self-consumption · every 15 min")
+    expect(control.locator("tbody tr")).to_have_count(2, timeout=WAIT_MS)
+    newest = control.locator("tbody tr").first
+    expect(newest).to_contain_text("bat-A2 -20 kW")
+    expect(newest).to_contain_text("pv-B4 +3.5 kW")
+    expect(newest).to_contain_text("bat-A2: SOC window")
     expect(page.locator("#device-chart")).to_have_attribute("data-points", "240", timeout=WAIT_MS)
 
     rows = page.locator("#alarms tbody tr")

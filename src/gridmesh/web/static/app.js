@@ -3,6 +3,7 @@
 
 import { Api, Unauthorized, connectStream, forgetToken, initialToken, saveToken } from "./api.js";
 import { drawChart } from "./charts.js";
+import { ControlPanel } from "./control.js";
 import { SelfHealingPanel } from "./flisr.js";
 import { NetworkMap } from "./network.js";
 import { AlarmTable, renderCounters, renderSites } from "./panels.js";
@@ -16,6 +17,7 @@ const ui = {
   map: new NetworkMap($("network"), $("tooltip")),
   alarms: new AlarmTable($("alarms"), $("alarm-count"), acknowledge),
   selfHealing: new SelfHealingPanel($("self-healing"), showError),
+  control: new ControlPanel($("control"), showError),
   siteNames: new Map(),
   substation: { t: [], value: [] },
   deviceSeries: null,
@@ -34,6 +36,7 @@ function setConnection(state, text) {
 function askForToken(message = "") {
   stopStream?.();
   ui.selfHealing.stop();
+  ui.control.stop();
   setConnection("refused", "signed out");
   $("token-error").textContent = message;
   $("token-input").value = "";
@@ -192,6 +195,7 @@ async function start(token) {
   $("network-info").textContent = `${network.buses.length.toLocaleString()} buses · ${network.branches.length.toLocaleString()} branches`;
   ui.map.setNetwork(network);
   ui.selfHealing.start(api, network, canOperate);
+  ui.control.start(api);
 
   const state = await api.get("/api/v1/state").catch((e) => { if (e.status === 503) return null; throw e; });
   if (state) ui.gridTime = Date.parse(state.time);
