@@ -134,7 +134,7 @@ def _alg(text: object, where: str) -> KeyAlgorithm:
         raise KeyringError(f"{where}: unknown algorithm {text!r}, expected one of {known}") from None
 
 
-def _write_private(path: Path, document: Mapping[str, Any]) -> None:
+def write_private(path: Path, document: Mapping[str, Any]) -> None:
     """Write atomically with mode 0600: readers never see half a file, and no one else can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -195,7 +195,7 @@ class FieldKeyring:
 
     def save(self, path: Path) -> None:
         devices = {d: {"alg": s.alg.value, "secret": _b64(s.secret)} for d, s in self.secrets.items()}
-        _write_private(
+        write_private(
             path, {"kind": "field", "format": _FORMAT, "centre_public": _b64(self.centre_public), "devices": devices}
         )
 
@@ -228,7 +228,7 @@ class CentreKeyring:
 
     def save(self, path: Path) -> None:
         devices = {d: {"alg": c.alg.value, "key": _b64(c.key)} for d, c in self.credentials.items()}
-        _write_private(
+        write_private(
             path,
             {
                 "kind": "centre",
