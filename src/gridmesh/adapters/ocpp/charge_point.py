@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
+from gridmesh.adapters.ocpp.framing import FramingMixin
 from gridmesh.adapters.ocpp.profiles import ActiveProfile, limit_kw
 
 TRANSIENT_ERROR = "InternalError"  # the CALLERROR a centre answers when it could not process (e.g. store) a call
@@ -458,3 +459,17 @@ class SimStation(ABC):
             await asyncio.sleep(self._heartbeat_s)
             with contextlib.suppress(TimeoutError, OCPPError):
                 await self._call(protocol, reader, Outgoing(self._heartbeat))
+
+
+class StationSide(FramingMixin):
+    """The station's end of the socket, put before a version's ``ChargePoint`` in the bases: answers the
+    centre's calls by asking the simulated station, which may choose to ignore a frame (a station that
+    never answers)."""
+
+    def __init__(self, station: SimStation, ws: ClientConnection) -> None:
+        super().__init__(station.config.charger_id, ws, response_timeout=station.config.response_timeout_s)  # type: ignore[call-arg]
+        self.station = station
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        if not self.station.ignores(raw_msg):
+            await super().route_message(raw_msg)

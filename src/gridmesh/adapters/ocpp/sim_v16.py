@@ -15,23 +15,17 @@ from ocpp.v16 import datatypes as dt
 from ocpp.v16 import enums as en
 from websockets.asyncio.client import ClientConnection
 
-from gridmesh.adapters.ocpp.charge_point import ConnectorSim, Outgoing, Sample, SimStation, iso, utc_now
-from gridmesh.adapters.ocpp.framing import FramingMixin, on
+from gridmesh.adapters.ocpp.charge_point import ConnectorSim, Outgoing, Sample, SimStation, StationSide, iso, utc_now
+from gridmesh.adapters.ocpp.framing import on
 from gridmesh.adapters.ocpp.handlers_v16 import SUBPROTOCOL, VERSION
 from gridmesh.adapters.ocpp.profiles import parse_profile
 from gridmesh.adapters.ocpp.sim_v201 import ENERGY, MODEL, POWER, VENDOR
 
 
-class _StationSide(FramingMixin, ChargePoint):  # type: ignore[misc]
-    """Answers the central system's calls by asking the simulated charge point."""
+class _StationSide(StationSide, ChargePoint):  # type: ignore[misc]
+    """Answers the centre's calls by asking the simulated station."""
 
-    def __init__(self, station: SimStationV16, ws: ClientConnection) -> None:
-        super().__init__(station.config.charger_id, ws, response_timeout=station.config.response_timeout_s)
-        self.station = station
-
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        if not self.station.ignores(raw_msg):
-            await super().route_message(raw_msg)
+    station: SimStationV16
 
     @on(en.Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any) -> Any:

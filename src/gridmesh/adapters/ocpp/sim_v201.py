@@ -14,8 +14,8 @@ from ocpp.v201 import datatypes as dt
 from ocpp.v201 import enums as en
 from websockets.asyncio.client import ClientConnection
 
-from gridmesh.adapters.ocpp.charge_point import ConnectorSim, Outgoing, Sample, SimStation, iso, utc_now
-from gridmesh.adapters.ocpp.framing import FramingMixin, on
+from gridmesh.adapters.ocpp.charge_point import ConnectorSim, Outgoing, Sample, SimStation, StationSide, iso, utc_now
+from gridmesh.adapters.ocpp.framing import on
 from gridmesh.adapters.ocpp.handlers_v201 import SUBPROTOCOL, VERSION
 from gridmesh.adapters.ocpp.profiles import parse_profile
 
@@ -40,16 +40,10 @@ def _meter(sample: Sample, context: str) -> dt.MeterValueType:
     )
 
 
-class _StationSide(FramingMixin, ChargePoint):  # type: ignore[misc]
+class _StationSide(StationSide, ChargePoint):  # type: ignore[misc]
     """Answers the centre's calls by asking the simulated station."""
 
-    def __init__(self, station: SimStationV201, ws: ClientConnection) -> None:
-        super().__init__(station.config.charger_id, ws, response_timeout=station.config.response_timeout_s)
-        self.station = station
-
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        if not self.station.ignores(raw_msg):
-            await super().route_message(raw_msg)
+    station: SimStationV201
 
     @on(en.Action.set_charging_profile)
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
