@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from gridmesh.cli import charging as charging_cli
 from gridmesh.cli import fault as fault_cli
 from gridmesh.cli import forecast as forecast_cli
 from gridmesh.cli import island as island_cli
@@ -38,6 +39,7 @@ app.add_typer(scenario_cli.app, name="scenario")
 app.add_typer(forecast_cli.app, name="forecast")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(fault_cli.app, name="fault")
+app.add_typer(charging_cli.app, name="charging")
 app.add_typer(island_cli.app, name="island")
 app.add_typer(token_cli.app, name="token")
 app.add_typer(vpp_cli.app, name="vpp")
