@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gridmesh.cli import charging as charging_cli
+from gridmesh.cli import edge as edge_cli
 from gridmesh.cli import fault as fault_cli
 from gridmesh.cli import forecast as forecast_cli
 from gridmesh.cli import island as island_cli
@@ -43,6 +44,8 @@ app.add_typer(charging_cli.app, name="charging")
 app.add_typer(island_cli.app, name="island")
 app.add_typer(token_cli.app, name="token")
 app.add_typer(vpp_cli.app, name="vpp")
+app.command(name="edge")(edge_cli.edge)
+keys_cli.app.command(name="edge")(edge_cli.provision)
 app.command(name="run")(live_cli.run)
 app.command(name="centre")(live_cli.centre)
 app.command(name="field")(live_cli.field)

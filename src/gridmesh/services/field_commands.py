@@ -1,6 +1,8 @@
 """How a simulated device judges a command from the centre: authentic, in time, meaningful, within rating.
 
-A device trusts nothing it receives: the command must carry the centre's signature, must not be past its
+A device trusts nothing it receives: the command must carry the centre's signature, or that of the edge
+agent of the device's own microgrid (``agents``: site → the agent's public key, from
+:mod:`gridmesh.security.edge_keys`; another site's agent is refused by name), must not be past its
 ``expires`` instant (compared with the simulator's clock), must name an action the device has and a
 value within its rating. The centre's safety layer should never send a setpoint beyond rating, so such a
 command is refused with the reason rather than clamped: clamping would hide a fault in the centre.
@@ -24,6 +26,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from gridmesh.physics.short_circuit import Fault, FaultError, FaultType
+from gridmesh.security.edge_keys import AGENT_PREFIX
 from gridmesh.security.keys import DeviceCredential, DeviceSecret
 from gridmesh.security.signing import sign, verify
 from gridmesh.services.field_faults import FaultBook
@@ -70,11 +73,13 @@ class CommandDesk:
         devices: Mapping[str, DeviceSpec],
         centre: DeviceCredential,
         interlock: SwitchInterlock | None = None,
+        agents: Mapping[str, DeviceCredential] | None = None,
     ) -> None:
         self.grid = grid
         self.devices = devices
         self.centre = centre
         self.interlock = interlock
+        self.agents: Mapping[str, DeviceCredential] = agents or {}
         index = grid.engine.index
         self._position = {
             DeviceKind.BATTERY: {e: i for i, e in enumerate(index.batteries)},
@@ -89,11 +94,12 @@ class CommandDesk:
         """
         if command.device != addressed_to:
             return f"command for {command.device} arrived on the topic of {addressed_to}"
-        if not verify(command, self.centre):
-            return "bad signature"
+        spec = self.devices[addressed_to]
+        refused = self._unauthentic(command, spec.site)
+        if refused:
+            return refused
         if command.expires and command.expires < now_ns:
             return "expired"
-        spec = self.devices[addressed_to]
         actions = _ACTIONS.get(spec.kind, ())
         if not actions or not spec.controllable:
             return f"{spec.id} ({spec.kind.value}) takes no commands"
@@ -109,6 +115,18 @@ class CommandDesk:
         if not reason:
             self._apply(spec.kind, position, command.value / W_PER_KW)
         return reason
+
+    def _unauthentic(self, command: Command, site: str) -> str:
+        """Why ``command`` is not from the centre or from ``site``'s own agent, or ``""``."""
+        if verify(command, self.centre):
+            return ""
+        agent = self.agents.get(site)
+        if agent is not None and verify(command, agent):
+            return ""
+        issuer = command.issuer
+        if issuer.startswith(AGENT_PREFIX) and (agent is None or issuer != agent.device):
+            return f"bad signature: {issuer} is not the agent of site {site} and may not command its devices"
+        return "bad signature"
 
     def _switch(self, switch: str, close: bool, now_ns: int) -> str:
         """Operate ``switch`` unless the interlock refuses; tell it about a change."""
