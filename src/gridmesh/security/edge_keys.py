@@ -31,12 +31,12 @@ from gridmesh.security.keys import (
     FieldKeyring,
     KeyAlgorithm,
     KeyringError,
-    _alg,
-    _b64,
-    _check_key,
-    _read,
-    _unb64,
+    algorithm_of,
+    b64,
+    check_key,
     new_secret,
+    read_document,
+    unb64,
     write_private,
 )
 from gridmesh.telemetry.catalogue import Catalogue
@@ -81,7 +81,7 @@ class EdgeKeyring:
 
     @classmethod
     def load(cls, path: Path) -> EdgeKeyring:
-        document = _read(path, "edge")
+        document = read_document(path, "edge")
         site = document.get("site")
         if not isinstance(site, str) or not site:
             raise KeyringError(f"{path}: `site` must be the microgrid id")
@@ -91,25 +91,25 @@ class EdgeKeyring:
             if not isinstance(entry, dict):
                 raise KeyringError(f"{where}: expected an object with `alg` and `key`")
             credentials[device] = DeviceCredential(
-                device, _alg(entry.get("alg"), where), _unb64(entry.get("key"), where)
+                device, algorithm_of(entry.get("alg"), where), unb64(entry.get("key"), where)
             )
         secret = DeviceSecret(
-            agent_id(site), KeyAlgorithm.ED25519, _unb64(document.get("agent_secret"), f"{path}: agent_secret")
+            agent_id(site), KeyAlgorithm.ED25519, unb64(document.get("agent_secret"), f"{path}: agent_secret")
         )
-        centre_public = _unb64(document.get("centre_public"), f"{path}: centre_public")
-        _check_key("centre", KeyAlgorithm.ED25519, centre_public, "public key")
+        centre_public = unb64(document.get("centre_public"), f"{path}: centre_public")
+        check_key("centre", KeyAlgorithm.ED25519, centre_public, "public key")
         return cls(site, secret, credentials, centre_public)
 
     def save(self, path: Path) -> None:
-        devices = {d: {"alg": c.alg.value, "key": _b64(c.key)} for d, c in self.credentials.items()}
+        devices = {d: {"alg": c.alg.value, "key": b64(c.key)} for d, c in self.credentials.items()}
         write_private(
             path,
             {
                 "kind": "edge",
                 "format": 1,
                 "site": self.site,
-                "agent_secret": _b64(self.secret.secret),
-                "centre_public": _b64(self.centre_public),
+                "agent_secret": b64(self.secret.secret),
+                "centre_public": b64(self.centre_public),
                 "devices": devices,
             },
         )
@@ -135,13 +135,15 @@ def agent_credentials(directory: Path) -> dict[str, DeviceCredential]:
     path = directory / EDGE_PUBLIC_FILE
     if not path.exists():
         return {}
-    document = _read(path, "edge-public")
+    document = read_document(path, "edge-public")
     out: dict[str, DeviceCredential] = {}
     for site, entry in document["devices"].items():
         where = f"{path}: {site}"
         if not isinstance(entry, dict):
             raise KeyringError(f"{where}: expected an object with `alg` and `key`")
-        out[site] = DeviceCredential(agent_id(site), _alg(entry.get("alg"), where), _unb64(entry.get("key"), where))
+        out[site] = DeviceCredential(
+            agent_id(site), algorithm_of(entry.get("alg"), where), unb64(entry.get("key"), where)
+        )
     return out
 
 
@@ -183,5 +185,5 @@ def provision_edge_keys(directory: Path, catalogue: Catalogue, sites: Iterable[s
 
 
 def _save_public(path: Path, credentials: Mapping[str, DeviceCredential]) -> None:
-    devices = {site: {"alg": c.alg.value, "key": _b64(c.key)} for site, c in credentials.items()}
+    devices = {site: {"alg": c.alg.value, "key": b64(c.key)} for site, c in credentials.items()}
     write_private(path, {"kind": "edge-public", "format": 1, "devices": devices})

@@ -48,7 +48,7 @@ class KeyringError(GridmeshError):
     """A keyring file is missing, unreadable or inconsistent with its twin."""
 
 
-def _check_key(device: str, alg: KeyAlgorithm, key: bytes, what: str) -> None:
+def check_key(device: str, alg: KeyAlgorithm, key: bytes, what: str) -> None:
     if alg is KeyAlgorithm.ED25519 and len(key) != ED25519_KEY_BYTES:
         raise KeyringError(f"{device}: an Ed25519 {what} has {ED25519_KEY_BYTES} bytes, got {len(key)}")
     if alg is KeyAlgorithm.HMAC_SHA256 and len(key) < MIN_HMAC_KEY_BYTES:
@@ -64,7 +64,7 @@ class DeviceSecret:
     secret: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        _check_key(self.device, self.alg, self.secret, "private key")
+        check_key(self.device, self.alg, self.secret, "private key")
 
     def credential(self) -> DeviceCredential:
         """The centre's half: the public key for Ed25519, the same shared key for HMAC."""
@@ -83,7 +83,7 @@ class DeviceCredential:
     key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        _check_key(self.device, self.alg, self.key, "public key")
+        check_key(self.device, self.alg, self.key, "public key")
 
     @property
     def fingerprint(self) -> str:
@@ -113,11 +113,11 @@ def provision(
     return device_secrets, {d: s.credential() for d, s in device_secrets.items()}
 
 
-def _b64(raw: bytes) -> str:
+def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _unb64(text: object, where: str) -> bytes:
+def unb64(text: object, where: str) -> bytes:
     if not isinstance(text, str):
         raise KeyringError(f"{where}: expected a base64 string")
     try:
@@ -126,7 +126,7 @@ def _unb64(text: object, where: str) -> bytes:
         raise KeyringError(f"{where}: not valid base64 ({exc})") from exc
 
 
-def _alg(text: object, where: str) -> KeyAlgorithm:
+def algorithm_of(text: object, where: str) -> KeyAlgorithm:
     try:
         return KeyAlgorithm(str(text))
     except ValueError:
@@ -152,7 +152,7 @@ def write_private(path: Path, document: Mapping[str, Any]) -> None:
         raise
 
 
-def _read(path: Path, kind: str) -> dict[str, Any]:
+def read_document(path: Path, kind: str) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -180,23 +180,23 @@ class FieldKeyring:
 
     @classmethod
     def load(cls, path: Path) -> FieldKeyring:
-        document = _read(path, "field")
+        document = read_document(path, "field")
         device_secrets: dict[str, DeviceSecret] = {}
         for device, entry in document["devices"].items():
             where = f"{path}: {device}"
             if not isinstance(entry, dict):
                 raise KeyringError(f"{where}: expected an object with `alg` and `secret`")
             device_secrets[device] = DeviceSecret(
-                device, _alg(entry.get("alg"), where), _unb64(entry.get("secret"), where)
+                device, algorithm_of(entry.get("alg"), where), unb64(entry.get("secret"), where)
             )
-        centre_public = _unb64(document.get("centre_public"), f"{path}: centre_public")
-        _check_key(CENTRE, KeyAlgorithm.ED25519, centre_public, "public key")
+        centre_public = unb64(document.get("centre_public"), f"{path}: centre_public")
+        check_key(CENTRE, KeyAlgorithm.ED25519, centre_public, "public key")
         return cls(device_secrets, centre_public)
 
     def save(self, path: Path) -> None:
-        devices = {d: {"alg": s.alg.value, "secret": _b64(s.secret)} for d, s in self.secrets.items()}
+        devices = {d: {"alg": s.alg.value, "secret": b64(s.secret)} for d, s in self.secrets.items()}
         write_private(
-            path, {"kind": "field", "format": _FORMAT, "centre_public": _b64(self.centre_public), "devices": devices}
+            path, {"kind": "field", "format": _FORMAT, "centre_public": b64(self.centre_public), "devices": devices}
         )
 
 
@@ -213,27 +213,27 @@ class CentreKeyring:
 
     @classmethod
     def load(cls, path: Path) -> CentreKeyring:
-        document = _read(path, "centre")
+        document = read_document(path, "centre")
         credentials: dict[str, DeviceCredential] = {}
         for device, entry in document["devices"].items():
             where = f"{path}: {device}"
             if not isinstance(entry, dict):
                 raise KeyringError(f"{where}: expected an object with `alg` and `key`")
             credentials[device] = DeviceCredential(
-                device, _alg(entry.get("alg"), where), _unb64(entry.get("key"), where)
+                device, algorithm_of(entry.get("alg"), where), unb64(entry.get("key"), where)
             )
         where = f"{path}: command_secret"
-        command = DeviceSecret(CENTRE, KeyAlgorithm.ED25519, _unb64(document.get("command_secret"), where))
+        command = DeviceSecret(CENTRE, KeyAlgorithm.ED25519, unb64(document.get("command_secret"), where))
         return cls(credentials, command)
 
     def save(self, path: Path) -> None:
-        devices = {d: {"alg": c.alg.value, "key": _b64(c.key)} for d, c in self.credentials.items()}
+        devices = {d: {"alg": c.alg.value, "key": b64(c.key)} for d, c in self.credentials.items()}
         write_private(
             path,
             {
                 "kind": "centre",
                 "format": _FORMAT,
-                "command_secret": _b64(self.command_secret.secret),
+                "command_secret": b64(self.command_secret.secret),
                 "devices": devices,
             },
         )
