@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gridmesh.cli import charging as charging_cli
+from gridmesh.cli import coordinate as coordinate_cli
 from gridmesh.cli import edge as edge_cli
 from gridmesh.cli import fault as fault_cli
 from gridmesh.cli import forecast as forecast_cli
@@ -41,6 +42,7 @@ app.add_typer(forecast_cli.app, name="forecast")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(fault_cli.app, name="fault")
 app.add_typer(charging_cli.app, name="charging")
+app.add_typer(coordinate_cli.app, name="coordinate")
 app.add_typer(island_cli.app, name="island")
 app.add_typer(token_cli.app, name="token")
 app.add_typer(vpp_cli.app, name="vpp")

@@ -37,6 +37,7 @@ class FlexibleLoads:
     catch_up_kw: FloatArray  # fastest catch-up: share of the nominal power
     backlog_max_kwh: FloatArray
     backlog_kwh: FloatArray
+    q_per_p: FloatArray  # reactive power moved with each kW shifted: the load's nominal power factor
 
     @classmethod
     def of(cls, loads: Sequence[Load]) -> FlexibleLoads:
@@ -52,6 +53,7 @@ class FlexibleLoads:
             catch_up_kw=share * nominal,
             backlog_max_kwh=share * nominal * delay,
             backlog_kwh=np.zeros(len(chosen)),
+            q_per_p=np.array([loads[i].q_kvar / loads[i].p_kw for i in chosen], dtype=np.float64),
         )
 
     def __len__(self) -> int:

@@ -91,15 +91,14 @@ class StudyTwin:
         flex_kw: FloatArray | None = None,
     ) -> Solved:
         """Power flow of the window with the decided battery powers, curtailment and load shifts (and the
-        inverter curves, if any). A load's reactive power follows its active power (constant power factor)."""
+        inverter curves, if any). Shifted consumption moves reactive power at the load's nominal power factor
+        (scaling by the present ratio would blow up when a catch-up lands on a nearly idle load)."""
         load_p, load_q = window.load_p_kw, base.load_q_kvar
         if flex_kw is not None and flex_kw.size:
             load_p, load_q = load_p.copy(), load_q.copy()
             columns = self.flexible.columns
-            shifted = load_p[:, columns] - flex_kw
-            ratio = np.divide(shifted, load_p[:, columns], out=np.ones_like(shifted), where=load_p[:, columns] != 0)
-            load_p[:, columns] = shifted
-            load_q[:, columns] *= ratio
+            load_p[:, columns] -= flex_kw
+            load_q[:, columns] -= flex_kw * self.flexible.q_per_p
         gen_p = window.gen_p_kw if curtail_kw is None or not curtail_kw.size else window.gen_p_kw - curtail_kw
         injected = Injections(
             load_p, load_q, gen_p, base.gen_q_kvar, window.ev_p_kw, np.asarray(battery_kw, dtype=np.float64)
