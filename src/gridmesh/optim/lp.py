@@ -108,13 +108,16 @@ class SparseLp:
         keep = v.ravel() != 0.0
         self._entries.append((r.ravel()[keep].astype(np.int64), c.ravel()[keep].astype(np.int64), v.ravel()[keep]))
 
-    def solve(self, *, time_limit_s: float = 30.0) -> LpSolution:
-        """Solve with HiGHS, output silenced; never raises for an infeasible or failed solve."""
-        start = time.perf_counter()
+    def cost(self) -> FloatArray:
+        """The linear cost, one value per variable."""
+        return _cat(self._cost)
+
+    def highs_lp(self) -> highspy.HighsLp:
+        """The model as HiGHS's ``HighsLp`` (column-wise matrix), ready for ``passModel``."""
         matrix = self._matrix()
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self._cols, self._rows
-        lp.col_cost_ = _cat(self._cost)
+        lp.col_cost_ = self.cost()
         lp.col_lower_ = _cat(self._lower)
         lp.col_upper_ = _cat(self._upper)
         lp.row_lower_ = _cat(self._row_lower)
@@ -124,21 +127,14 @@ class SparseLp:
         lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
         lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
         lp.a_matrix_.value_ = matrix.data.astype(np.float64)
-        h = _Solver()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("time_limit", float(time_limit_s))
-        passed = h.passModel(lp)
-        nan = np.full(self._cols, np.nan)
-        if passed == highspy.HighsStatus.kError:
-            return LpSolution(LpStatus.FAILED, "HiGHS refused the model", nan, np.nan, time.perf_counter() - start)
-        h.run()
-        model_status = h.getModelStatus()
-        status = _STATUS.get(model_status, LpStatus.FAILED)
-        message = h.modelStatusToString(model_status)
-        if status is not LpStatus.OPTIMAL:
-            return LpSolution(status, message, nan, np.nan, time.perf_counter() - start)
-        x = np.asarray(h.getSolution().col_value, dtype=np.float64)
-        return LpSolution(status, message, x, float(h.getObjectiveValue()), time.perf_counter() - start)
+        return lp
+
+    def solve(self, *, time_limit_s: float = 30.0) -> LpSolution:
+        """Solve with HiGHS, output silenced; never raises for an infeasible or failed solve."""
+        start = time.perf_counter()
+        h = silent_highs(time_limit_s)
+        refused = h.passModel(self.highs_lp()) == highspy.HighsStatus.kError
+        return run_highs(h, self._cols, start, refused=refused)
 
     def _matrix(self) -> sparse.csc_array:
         if self._entries:
@@ -155,6 +151,29 @@ class SparseLp:
         dims = (shape,) if isinstance(shape, int) else shape
         count = int(np.prod(dims, dtype=np.int64))
         return np.arange(first, first + count, dtype=np.int64).reshape(dims)
+
+
+def silent_highs(time_limit_s: float) -> _Solver:
+    """A HiGHS instance that prints nothing and stops at ``time_limit_s``."""
+    h = _Solver()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    return h
+
+
+def run_highs(h: _Solver, n: int, start: float, *, refused: bool = False) -> LpSolution:
+    """Run a loaded HiGHS instance and read its answer (``n`` variables; ``start`` from perf_counter)."""
+    nan = np.full(n, np.nan)
+    if refused:
+        return LpSolution(LpStatus.FAILED, "HiGHS refused the model", nan, np.nan, time.perf_counter() - start)
+    h.run()
+    model_status = h.getModelStatus()
+    status = _STATUS.get(model_status, LpStatus.FAILED)
+    message = h.modelStatusToString(model_status)
+    if status is not LpStatus.OPTIMAL:
+        return LpSolution(status, message, nan, np.nan, time.perf_counter() - start)
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    return LpSolution(status, message, x, float(h.getObjectiveValue()), time.perf_counter() - start)
 
 
 def _flat(value: ArrayLike, shape: tuple[int, ...]) -> FloatArray:

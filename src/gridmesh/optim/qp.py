@@ -16,12 +16,7 @@ import time
 import highspy
 import numpy as np
 
-from gridmesh.optim.lp import _STATUS, ArrayLike, FloatArray, IntArray, LpSolution, LpStatus, SparseLp, _cat
-
-try:  # the silent core class, as in gridmesh.optim.lp
-    from highspy._core import _Highs as _Solver
-except ImportError:  # pragma: no cover - a highspy without the core class
-    from highspy import Highs as _Solver
+from gridmesh.optim.lp import ArrayLike, FloatArray, IntArray, LpSolution, SparseLp, run_highs, silent_highs
 
 
 class QuadraticLp(SparseLp):
@@ -45,10 +40,6 @@ class QuadraticLp(SparseLp):
             np.add.at(diag, cols, values)
         return diag
 
-    def cost(self) -> FloatArray:
-        """The linear cost, one value per variable."""
-        return _cat(self._cost)
-
     def objective(self, x: FloatArray) -> float:
         """``cost·x + ½·q·x²`` at ``x``: evaluates a solution against this problem's own objective."""
         return float(self.cost() @ x + 0.5 * self.hessian_diagonal() @ (x * x))
@@ -62,25 +53,10 @@ class QpSolver:
     """A HiGHS instance holding one :class:`QuadraticLp`; re-solve with new costs and Hessian diagonal."""
 
     def __init__(self, problem: QuadraticLp, *, time_limit_s: float = 30.0) -> None:
-        n, m = problem.num_vars, problem.num_rows
-        matrix = problem._matrix()
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = n, m
-        lp.col_cost_ = problem.cost()
-        lp.col_lower_ = _cat(problem._lower)
-        lp.col_upper_ = _cat(problem._upper)
-        lp.row_lower_ = _cat(problem._row_lower)
-        lp.row_upper_ = _cat(problem._row_upper)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
-        lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
-        lp.a_matrix_.value_ = matrix.data.astype(np.float64)
+        n = problem.num_vars
         self._n = n
-        self._highs = _Solver()
-        self._highs.setOptionValue("output_flag", False)
-        self._highs.setOptionValue("time_limit", float(time_limit_s))
-        self._refused = self._highs.passModel(lp) == highspy.HighsStatus.kError
+        self._highs = silent_highs(time_limit_s)
+        self._refused = self._highs.passModel(problem.highs_lp()) == highspy.HighsStatus.kError
         self._all = np.arange(n, dtype=np.int32)
         self._hessian_nonzero = False
         self.set_hessian(problem.hessian_diagonal())
@@ -111,15 +87,4 @@ class QpSolver:
 
     def solve(self) -> LpSolution:
         """Solve; never raises for an infeasible or failed solve (the status says)."""
-        start = time.perf_counter()
-        nan = np.full(self._n, np.nan)
-        if self._refused:
-            return LpSolution(LpStatus.FAILED, "HiGHS refused the model", nan, np.nan, time.perf_counter() - start)
-        self._highs.run()
-        model_status = self._highs.getModelStatus()
-        status = _STATUS.get(model_status, LpStatus.FAILED)
-        message = self._highs.modelStatusToString(model_status)
-        if status is not LpStatus.OPTIMAL:
-            return LpSolution(status, message, nan, np.nan, time.perf_counter() - start)
-        x = np.asarray(self._highs.getSolution().col_value, dtype=np.float64)
-        return LpSolution(status, message, x, float(self._highs.getObjectiveValue()), time.perf_counter() - start)
+        return run_highs(self._highs, self._n, time.perf_counter(), refused=self._refused)
