@@ -18,14 +18,19 @@ from gridmesh.api.ports import (
     BranchView,
     BusView,
     CentreError,
+    ChargerView,
     CommandRefused,
     CommandView,
     ControlStepView,
     ControlView,
     DeadLetterView,
     DeviceView,
+    DrEventRequest,
+    DrEventView,
+    DrResultView,
     EstimatorInfo,
     EventView,
+    EvSessionView,
     FaultRequest,
     FaultView,
     FlisrCaseView,
@@ -34,11 +39,13 @@ from gridmesh.api.ports import (
     NetworkView,
     NotFound,
     Pushed,
+    PushView,
     RefusalView,
     SeriesView,
     SiteSummary,
     SiteView,
     StateView,
+    VenResultView,
 )
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -220,6 +227,146 @@ def sample_cases() -> list[FlisrCaseView]:
     ]
 
 
+def sample_chargers() -> list[ChargerView]:
+    """One charger charging at its smart-charging limit, one offline."""
+    return [
+        ChargerView(
+            id="cp-A4",
+            site="mg-a",
+            bus="A4",
+            rating_kw=22.0,
+            connected=True,
+            version="2.0.1",
+            status="1 Occupied, 2 Available",
+            last_seen=T0,
+            power_kw=7.4,
+            limit_kw=7.4,
+        ),
+        ChargerView(
+            id="cp-B1",
+            site="mg-b",
+            bus="B1",
+            rating_kw=11.0,
+            connected=False,
+            version=None,
+            status="",
+            last_seen=T0 - timedelta(hours=2),
+            power_kw=0.0,
+            limit_kw=None,
+        ),
+    ]
+
+
+def sample_sessions() -> list[EvSessionView]:
+    return [
+        EvSessionView(
+            charger="cp-A4",
+            connector=1,
+            transaction_id="tx-2",
+            arrival=T0 - timedelta(hours=1),
+            departure=T0 + timedelta(hours=7),
+            requested_kwh=30.0,
+            delivered_kwh=6.2,
+            open=True,
+        ),
+        EvSessionView(
+            charger="cp-B1",
+            connector=1,
+            transaction_id="tx-1",
+            arrival=T0 - timedelta(hours=5),
+            departure=T0 - timedelta(hours=3),
+            requested_kwh=12.0,
+            delivered_kwh=12.0,
+            open=False,
+        ),
+    ]
+
+
+def sample_pushes() -> list[PushView]:
+    """Newest first: a push the offline charger missed, and an earlier one both stations accepted."""
+    return [
+        PushView(
+            time=T0,
+            reason="new step",
+            plan_status="optimal",
+            plan_ms=3.1,
+            sessions=1,
+            shortfall_kwh=0.0,
+            limits_kw={"cp-A4": 7.4, "cp-B1": 11.0},
+            outcomes={"cp-A4": "accepted", "cp-B1": "not_connected"},
+            accepted=1,
+            rejected=0,
+            timeout=0,
+            wall_s=0.042,
+        ),
+        PushView(
+            time=T0 - timedelta(minutes=15),
+            reason="sessions changed",
+            plan_status="optimal",
+            plan_ms=2.5,
+            sessions=2,
+            shortfall_kwh=1.5,
+            limits_kw={"cp-A4": 11.0, "cp-B1": 5.0},
+            outcomes={"cp-A4": "accepted", "cp-B1": "accepted"},
+            accepted=2,
+            rejected=0,
+            timeout=0,
+            wall_s=0.05,
+        ),
+    ]
+
+
+DR_SITES = ("mg-a", "mg-b")
+
+
+def sample_dr_events() -> list[DrEventView]:
+    start = T0 - timedelta(hours=2)
+    return [
+        DrEventView(
+            id="peak-1",
+            signal="LOAD_DISPATCH",
+            start=start,
+            end=start + timedelta(hours=1),
+            levels={"mg-a": 30.0, "mg-b": 20.0},
+            opts={"mg-a": "optIn", "mg-b": "optOut"},
+            status="completed",
+            requested_kw=50.0,
+        ),
+    ]
+
+
+def sample_dr_results() -> list[DrResultView]:
+    return [
+        DrResultView(
+            event_id="peak-1",
+            cancelled=False,
+            requested_kw=50.0,
+            delivered_kwh=27.0,
+            opted_in=["mg-a"],
+            vens=[
+                VenResultView(
+                    ven="mg-a",
+                    opt="optIn",
+                    requested_kw=30.0,
+                    delivered_kwh=27.0,
+                    mean_reduction_kw=27.0,
+                    percent_of_requested=90.0,
+                    note="",
+                ),
+                VenResultView(
+                    ven="mg-b",
+                    opt="optOut",
+                    requested_kw=20.0,
+                    delivered_kwh=None,
+                    mean_reduction_kw=None,
+                    percent_of_requested=None,
+                    note="not opted in",
+                ),
+            ],
+        )
+    ]
+
+
 def ramp(
     start: datetime, end: datetime, step: timedelta, first: float, slope_per_step: float
 ) -> tuple[list[datetime], list[float]]:
@@ -234,7 +381,7 @@ def ramp(
     return times, values
 
 
-Found = TypeVar("Found", FaultView, FlisrCaseView)
+Found = TypeVar("Found", FaultView, FlisrCaseView, DrEventView)
 
 
 def find(items: list[Found], key: str, what: str, listing: str) -> tuple[int, Found]:
@@ -263,6 +410,12 @@ class FakeCentre:
     injected: list[tuple[FaultRequest, str]] = field(default_factory=list)
     repaired: list[tuple[str, str]] = field(default_factory=list)
     confirmed: list[tuple[str, str]] = field(default_factory=list)
+    charger_list: list[ChargerView] = field(default_factory=sample_chargers)
+    session_list: list[EvSessionView] = field(default_factory=sample_sessions)
+    push_list: list[PushView] = field(default_factory=sample_pushes)
+    dr_event_list: list[DrEventView] = field(default_factory=sample_dr_events)
+    dr_result_list: list[DrResultView] = field(default_factory=sample_dr_results)
+    dr_actions: list[tuple[str, str, str]] = field(default_factory=list)  # (action, event id, user)
 
     def network(self) -> NetworkView:
         return self.net
@@ -442,6 +595,57 @@ class FakeCentre:
         return ControlView(
             enabled=True, controllers=["mpc", "self-consumption"], step_minutes=15.0, steps=steps[:limit]
         )
+
+    def ev_chargers(self) -> list[ChargerView]:
+        return list(self.charger_list)
+
+    def ev_sessions(self, limit: int) -> list[EvSessionView]:
+        return self.session_list[:limit]
+
+    def ev_pushes(self, limit: int) -> list[PushView]:
+        return self.push_list[:limit]
+
+    def dr_events(self) -> list[DrEventView]:
+        return list(self.dr_event_list)
+
+    def dr_results(self) -> list[DrResultView]:
+        return list(self.dr_result_list)
+
+    def create_dr_event(self, request: DrEventRequest, user: str) -> DrEventView:
+        """Like the VTN: refuse a start in the past (wall clock), unknown sites, no level; else schedule."""
+        event_id = f"dr-{len(self.dr_event_list) + 1}"
+        levels = dict(request.levels) or (
+            dict.fromkeys(request.sites, request.level) if request.sites and request.level is not None else {}
+        )
+        if not levels:
+            raise CommandRefused("no sites and level given", "give `levels` per site, or `sites` and `level`")
+        unknown = sorted(set(levels) - set(DR_SITES))
+        if unknown:
+            raise CommandRefused(f"event {event_id}: vens: unknown VEN {unknown[0]}", "use a microgrid id")
+        if request.start <= datetime.now(UTC):
+            raise CommandRefused(f"event {event_id}: start: starts in the past", "give a start in the future")
+        end = request.start + timedelta(minutes=request.duration_minutes)
+        event = DrEventView(
+            id=event_id,
+            signal=request.signal,
+            start=request.start,
+            end=end,
+            levels=levels,
+            opts=dict.fromkeys(levels, "pending"),
+            status="scheduled",
+            requested_kw=sum(levels.values()) if request.signal == "LOAD_DISPATCH" else None,
+        )
+        self.dr_event_list.append(event)
+        self.dr_actions.append(("create", event_id, user))
+        return event
+
+    def cancel_dr_event(self, event_id: str, user: str) -> DrEventView:
+        i, event = find(self.dr_event_list, event_id, "DR event", "GET /api/v1/dr/events")
+        if event.status in ("cancelled", "completed"):
+            raise CommandRefused(f"event {event_id}: already {event.status}", "nothing to do")
+        self.dr_event_list[i] = event.model_copy(update={"status": "cancelled"})
+        self.dr_actions.append(("cancel", event_id, user))
+        return self.dr_event_list[i]
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self.listeners.append(listener)

@@ -38,6 +38,12 @@ EXPECTED_PATHS = {
     "/api/v1/flisr/{case_id}",
     "/api/v1/flisr/{case_id}/confirm",
     "/api/v1/control",
+    "/api/v1/ev/chargers",
+    "/api/v1/ev/sessions",
+    "/api/v1/ev/pushes",
+    "/api/v1/dr/events",
+    "/api/v1/dr/events/{event_id}",
+    "/api/v1/dr/results",
 }
 
 
@@ -58,7 +64,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str]]:
 def test_every_endpoint_needs_a_token(client: TestClient) -> None:
     routes = api_routes(client)
     assert {path for _, path in routes} >= {"/api/v1/network", "/api/v1/state", "/api/v1/tokens"}
-    assert len(routes) == len(EXPECTED_PATHS) + 2  # /tokens and /faults have GET and POST
+    assert len(routes) == len(EXPECTED_PATHS) + 3  # /tokens, /faults and /dr/events have GET and POST
     for method, path in routes:
         for headers in ({}, bearer("gm_not-a-real-token"), {"Authorization": "Basic dXNlcjpwYXNz"}):
             response = client.request(method, path, headers=headers)
@@ -425,3 +431,82 @@ def test_a_slow_client_is_dropped_without_blocking_the_others() -> None:
     slow, hub = asyncio.run(scenario())
     assert slow.closed == (TRY_AGAIN_LATER, "client too slow; reconnect")
     assert hub.dropped_clients == 1 and hub.clients == 0
+
+
+def test_viewer_reads_ev_charging(client: TestClient, tokens: dict[Role, str]) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    chargers = client.get("/api/v1/ev/chargers", headers=h).json()
+    assert [(c["id"], c["connected"], c["power_kw"], c["limit_kw"]) for c in chargers] == [
+        ("cp-A4", True, 7.4, 7.4),
+        ("cp-B1", False, 0.0, None),
+    ]
+    assert chargers[0]["site"] == "mg-a" and chargers[0]["status"] == "1 Occupied, 2 Available"
+    sessions = client.get("/api/v1/ev/sessions", params={"limit": 1}, headers=h).json()
+    assert [(s["transaction_id"], s["open"], s["requested_kwh"]) for s in sessions] == [("tx-2", True, 30.0)]
+    pushes = client.get("/api/v1/ev/pushes", headers=h).json()
+    assert [(p["accepted"], p["outcomes"]["cp-B1"], p["wall_s"]) for p in pushes] == [
+        (1, "not_connected", 0.042),
+        (2, "accepted", 0.05),
+    ]
+    assert client.get("/api/v1/ev/pushes", params={"limit": 0}, headers=h).status_code == 422
+
+
+def test_viewer_reads_dr_events_and_results_but_may_not_create_or_cancel(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre
+) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    (event,) = client.get("/api/v1/dr/events", headers=h).json()
+    assert (event["id"], event["status"], event["opts"]) == ("peak-1", "completed", {"mg-a": "optIn", "mg-b": "optOut"})
+    (result,) = client.get("/api/v1/dr/results", headers=h).json()
+    assert (result["requested_kw"], result["delivered_kwh"], result["opted_in"]) == (50.0, 27.0, ["mg-a"])
+    assert result["vens"][0]["percent_of_requested"] == 90.0 and result["vens"][1]["note"] == "not opted in"
+    body = {"sites": ["mg-a"], "level": 5.0, "start": "2099-01-01T00:00:00Z", "duration_minutes": 30}
+    assert client.post("/api/v1/dr/events", json=body, headers=h).status_code == 403
+    assert client.delete("/api/v1/dr/events/peak-1", headers=h).status_code == 403
+    assert centre.dr_actions == []
+
+
+def test_operator_creates_and_cancels_dr_events(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre
+) -> None:
+    h = bearer(tokens[Role.OPERATOR])
+    body = {"levels": {"mg-a": 12.5, "mg-b": 7.5}, "start": "2099-01-01T10:00:00+01:00", "duration_minutes": 45}
+    created = client.post("/api/v1/dr/events", json=body, headers=h)
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert (event["status"], event["requested_kw"], event["signal"]) == ("scheduled", 20.0, "LOAD_DISPATCH")
+    assert (event["start"], event["end"]) == ("2099-01-01T09:00:00Z", "2099-01-01T09:45:00Z")
+    cancelled = client.delete(f"/api/v1/dr/events/{event['id']}", headers=h)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = client.delete(f"/api/v1/dr/events/{event['id']}", headers=h)
+    assert again.status_code == 409 and again.json()["error"] == f"event {event['id']}: already cancelled"
+    assert client.delete("/api/v1/dr/events/dr-99", headers=h).status_code == 404
+    assert centre.dr_actions == [("create", event["id"], "test-operator"), ("cancel", event["id"], "test-operator")]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"sites": ["mg-a"], "level": 5, "start": "2001-01-01T00:00:00Z", "duration_minutes": 5}, 409, "in the past"),
+        (
+            {"sites": ["elsewhere"], "level": 5, "start": "2099-01-01T00:00:00Z", "duration_minutes": 5},
+            409,
+            "unknown VEN",
+        ),
+        ({"sites": ["mg-a"], "start": "2099-01-01T00:00:00Z", "duration_minutes": 5}, 409, "no sites and level"),
+        ({"sites": ["mg-a"], "level": 5, "start": "2099-01-01T00:00:00Z", "duration_minutes": 0}, 422, None),
+        ({"sites": ["mg-a"], "level": 5, "start": "2099-01-01T00:00:00", "duration_minutes": 5}, 422, None),
+        (
+            {"sites": ["mg-a"], "level": 5, "start": "2099-01-01T00:00:00Z", "duration_minutes": 5, "signal": "X"},
+            422,
+            None,
+        ),
+    ],
+)
+def test_bad_dr_events_are_refused_with_the_reason(
+    client: TestClient, tokens: dict[Role, str], body: dict[str, object], status: int, error: str | None
+) -> None:
+    reply = client.post("/api/v1/dr/events", json=body, headers=bearer(tokens[Role.OPERATOR]))
+    assert reply.status_code == status, reply.text
+    if error is not None:
+        assert error in reply.json()["error"] and reply.json()["fix"]

@@ -241,3 +241,73 @@ def test_self_healing_panel(served: Served, page: Page, tmp_path: Path) -> None:
     expect(seen.locator("form")).to_be_hidden()
     expect(seen).to_contain_text("need an operator token")
     assert errors == []
+
+
+def test_ev_and_demand_response_panels(served: Served, page: Page, tmp_path: Path) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{served.url}/#token={served.operator_token}")
+
+    ev = page.locator("#ev-charging")
+    expect(ev.locator('[data-part="summary"]')).to_have_text("1 of 2 connected · 7.4 kW now", timeout=WAIT_MS)
+    charging = ev.locator('tr[data-charger="cp-A4"]')
+    expect(charging).to_contain_text("online 2.0.1")
+    expect(charging).to_contain_text("1 Occupied, 2 Available")
+    expect(charging.locator("td.num").nth(1)).to_have_text("7.4 kW")  # the limit smart charging set
+    expect(ev.locator('tr[data-charger="cp-B1"]')).to_contain_text("offline")
+    expect(ev.locator('[data-part="push"]')).to_contain_text("1 accepted · 1 not reached · 42 ms · plan optimal")
+    expect(ev.locator("tr[data-transaction]")).to_have_count(2)
+    expect(ev.locator('tr[data-transaction="tx-2"]')).to_contain_text("6.2 kWh / 30 kWh")
+
+    dr = page.locator("#demand-response")
+    finished = dr.locator('tr[data-event="peak-1"]')
+    expect(finished).to_have_attribute("data-status", "completed", timeout=WAIT_MS)
+    expect(finished).to_contain_text("mg-a optIn")
+    expect(finished).to_contain_text("mg-b optOut")
+    expect(finished.get_by_role("button")).to_have_count(0)  # nothing to cancel once completed
+    result = dr.locator('tr[data-result="peak-1"]')
+    expect(result).to_contain_text("50 kW")
+    expect(result).to_contain_text("27 kWh")
+    expect(result).to_contain_text("mg-a 90 %")
+    expect(result).to_contain_text("mg-b: not opted in")
+
+    # the operator creates an event for Lindenhof, then cancels it
+    dr.get_by_label("microgrid").select_option("mg-b")
+    dr.get_by_label("level").fill("12.5")
+    dr.get_by_label("start in minutes").fill("5")
+    dr.get_by_label("duration in minutes").fill("30")
+    dr.get_by_role("button", name="Create").click()
+    expect(dr.locator(".form-result")).to_have_text("dr-2 scheduled for mg-b", timeout=WAIT_MS)
+    created = dr.locator('tr[data-event="dr-2"]')
+    expect(created).to_have_attribute("data-status", "scheduled", timeout=WAIT_MS)
+    expect(created).to_contain_text("12.5 kW")
+    expect(created).to_contain_text("mg-b pending")
+    (event,) = [e for e in served.centre.dr_event_list if e.id == "dr-2"]
+    assert event.levels == {"mg-b": 12.5} and event.end - event.start == timedelta(minutes=30)
+    created.get_by_role("button", name="Cancel").click()
+    expect(created).to_have_attribute("data-status", "cancelled", timeout=WAIT_MS)
+    assert served.centre.dr_actions == [("create", "dr-2", "night-shift"), ("cancel", "dr-2", "night-shift")]
+
+    # an event starting now is in the past by the time it arrives: refused with the reason
+    dr.get_by_label("start in minutes").fill("0")
+    dr.get_by_role("button", name="Create").click()
+    expect(dr.locator(".form-result")).to_contain_text(
+        "starts in the past — give a start in the future", timeout=WAIT_MS
+    )
+
+    for panel, name in ((ev, "ev"), (dr, "dr")):
+        png = panel.screenshot(path=str(tmp_path / f"{name}.png"))
+        assert distinct_colours(png) > 20  # drawn, not blank
+
+    # a viewer sees events and results without the form or cancel buttons
+    browser = page.context.browser
+    assert browser is not None
+    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
+    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
+    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    seen = wallboard.locator("#demand-response")
+    expect(seen.locator("tr[data-event]")).to_have_count(2, timeout=WAIT_MS)
+    expect(seen.get_by_role("button")).to_have_count(0)
+    expect(seen.locator("form")).to_be_hidden()
+    expect(seen).to_contain_text("need an operator token")
+    assert errors == []

@@ -11,10 +11,10 @@ Errors the centre raises on purpose are :class:`NotFound` (HTTP 404), :class:`Co
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from gridmesh.errors import CentreError, CommandRefused, NotFound, NotReady
 
@@ -254,6 +254,100 @@ class ControlView(View):
     steps: list[ControlStepView]
 
 
+class ChargerView(View):
+    """An EV charger as the OCPP central system sees it."""
+
+    id: str
+    site: str = Field(description="microgrid id, or `grid` outside every microgrid")
+    bus: str
+    rating_kw: float = Field(description="connectors × power per connector")
+    connected: bool
+    version: str | None = Field(None, description="OCPP version negotiated (2.0.1 or 1.6) while connected")
+    status: str = Field(description="connector statuses, e.g. `1 Occupied, 2 Available`; empty before any")
+    last_seen: datetime | None = None
+    power_kw: float = Field(description="latest metered power (all connectors)")
+    limit_kw: float | None = Field(None, description="last limit the station accepted from smart charging")
+
+
+class EvSessionView(View):
+    """A charging session; times are grid time, ``departure`` is expected while the session is open."""
+
+    charger: str
+    connector: int
+    transaction_id: str
+    arrival: datetime
+    departure: datetime
+    requested_kwh: float
+    delivered_kwh: float
+    open: bool
+
+
+class PushView(View):
+    """One smart-charging push: the plan (first step's limit per charger) and every station's answer."""
+
+    time: datetime
+    reason: str = Field(description="new step, or sessions changed")
+    plan_status: str
+    plan_ms: float
+    sessions: int
+    shortfall_kwh: float = Field(description="energy the plan cannot deliver before the cars leave")
+    limits_kw: dict[str, float]
+    outcomes: dict[str, str] = Field(description="per charger: accepted, rejected, timeout, not_connected, error")
+    accepted: int
+    rejected: int
+    timeout: int
+    wall_s: float = Field(description="wall time from the first SetChargingProfile to the last answer")
+
+
+class DrEventRequest(BaseModel):
+    """A demand-response event: ``levels`` per microgrid, or ``sites`` all at ``level``. Times are wall-clock
+    UTC (OpenADR runs on the wall clock)."""
+
+    sites: list[str] = Field(default_factory=list, description="microgrids, all at `level`")
+    level: float | None = Field(None, description="kW to shed (LOAD_DISPATCH), 0–3 (SIMPLE) or a price")
+    levels: dict[str, float] = Field(default_factory=dict, description="per microgrid, instead of sites + level")
+    signal: Literal["LOAD_DISPATCH", "SIMPLE", "ELECTRICITY_PRICE"] = "LOAD_DISPATCH"
+    start: AwareDatetime = Field(description="wall-clock start, with a time zone")
+    duration_minutes: float = Field(gt=0, le=24 * 60)
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, start: datetime) -> datetime:
+        return start.astimezone(UTC)
+
+
+class DrEventView(View):
+    id: str
+    signal: str
+    start: datetime
+    end: datetime
+    levels: dict[str, float]
+    opts: dict[str, str] = Field(description="per VEN: optIn, optOut or pending")
+    status: Literal["scheduled", "active", "completed", "cancelled"]
+    requested_kw: float | None
+
+
+class VenResultView(View):
+    ven: str
+    opt: str
+    requested_kw: float | None
+    delivered_kwh: float | None
+    mean_reduction_kw: float | None
+    percent_of_requested: float | None
+    note: str
+
+
+class DrResultView(View):
+    """An event measured against the baseline: delivered kWh and the share of the requested kW per VEN."""
+
+    event_id: str
+    cancelled: bool
+    requested_kw: float | None
+    delivered_kwh: float | None
+    opted_in: list[str]
+    vens: list[VenResultView]
+
+
 Pushed = StateView | AlarmView | ReadingsView
 Listener = Callable[[Pushed], None]
 
@@ -314,6 +408,33 @@ class Centre(Protocol):
 
     def control(self, limit: int) -> ControlView:
         """The live control cycle and its ``limit`` latest steps."""
+        ...
+
+    def ev_chargers(self) -> list[ChargerView]:
+        """The OCPP chargers (empty when OCPP is off)."""
+        ...
+
+    def ev_sessions(self, limit: int) -> list[EvSessionView]:
+        """Charging sessions, newest first."""
+        ...
+
+    def ev_pushes(self, limit: int) -> list[PushView]:
+        """Smart-charging pushes, newest first."""
+        ...
+
+    def dr_events(self) -> list[DrEventView]:
+        """Demand-response events in creation order (empty when DR is off)."""
+        ...
+
+    def dr_results(self) -> list[DrResultView]: ...
+
+    def create_dr_event(self, request: DrEventRequest, user: str) -> DrEventView:
+        """Send an event to the VENs; :class:`CommandRefused` (409) with the reason when invalid (in the past,
+        unknown site, bad level), :class:`NotReady` when DR is off."""
+        ...
+
+    def cancel_dr_event(self, event_id: str, user: str) -> DrEventView:
+        """Cancel an event not yet ended (409 when cancelled or ended already, 404 when unknown)."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -21,6 +21,7 @@ from gridmesh.cli import forecast as forecast_cli
 from gridmesh.cli import island as island_cli
 from gridmesh.cli import keys as keys_cli
 from gridmesh.cli import live as live_cli
+from gridmesh.cli import ocpp as ocpp_cli
 from gridmesh.cli import reliability as reliability_cli
 from gridmesh.cli import scenario as scenario_cli
 from gridmesh.cli import token as token_cli
@@ -43,6 +44,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(fault_cli.app, name="fault")
 app.add_typer(charging_cli.app, name="charging")
 app.add_typer(coordinate_cli.app, name="coordinate")
+app.add_typer(ocpp_cli.app, name="ocpp")
 app.add_typer(island_cli.app, name="island")
 app.add_typer(token_cli.app, name="token")
 app.add_typer(vpp_cli.app, name="vpp")

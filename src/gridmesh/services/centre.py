@@ -5,7 +5,9 @@ batch is acknowledged) and hands accepted readings to the live image; one estima
 cycle every ``cycle_s`` wall seconds: measurements from the image (pseudo-measurements from profiles for
 what is missing), weighted-least-squares state estimation, alarms on the *estimated* state, and a push of
 state and alarm changes to API listeners (the WebSocket hub). Switch positions reported by the field
-change the topology the estimator uses.
+change the topology the estimator uses. The platform may attach an EV service (OCPP central system and
+smart charging, :mod:`~gridmesh.services.ev_service`) and a DR service (OpenADR VTN,
+:mod:`~gridmesh.services.dr_service`); the centre serves their views and stops them with itself.
 """
 
 from __future__ import annotations
@@ -23,23 +25,29 @@ import numpy as np
 
 from gridmesh.api.ports import (
     AlarmView,
+    ChargerView,
     CommandView,
     ControlView,
     DeadLetterView,
     DeviceView,
+    DrEventRequest,
+    DrEventView,
+    DrResultView,
     EstimatorInfo,
     EventView,
+    EvSessionView,
     FaultRequest,
     FaultView,
     FlisrCaseView,
     Listener,
     NetworkView,
     Pushed,
+    PushView,
     SeriesView,
     StateView,
 )
 from gridmesh.control.controller import Controller
-from gridmesh.errors import NotFound
+from gridmesh.errors import CommandRefused, NotFound, NotReady
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
 from gridmesh.physics.estimation import Estimate, StateEstimator
@@ -59,6 +67,8 @@ from gridmesh.services.centre_views import (
 )
 from gridmesh.services.clock import Clock, SimClock
 from gridmesh.services.commands import CommandRecord, CommandService
+from gridmesh.services.dr_service import DrService, event_view, result_view
+from gridmesh.services.ev_service import EvService, charger_views, push_view, session_view
 from gridmesh.services.fault_desk import FaultDesk
 from gridmesh.services.field import DEFAULT_PERIODS, GATEWAY
 from gridmesh.services.flisr_service import FlisrMode, FlisrService
@@ -165,6 +175,9 @@ class ControlCentre:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.feed = LiveFeed(self._push)
+        # EV charging (OCPP) and demand response (OpenADR): attached by the platform when switched on.
+        self.ev: EvService | None = None
+        self.dr: DrService | None = None
         self.cycles = 0
         self.cycle_ms: list[float] = []
         for pattern in SUBSCRIPTIONS:
@@ -267,6 +280,9 @@ class ControlCentre:
         self._thread.start()
 
     def stop(self) -> None:
+        for service in (self.ev, self.dr):
+            if service is not None:
+                service.stop()
         self.flisr.stop()
         self.feed.stop()
         self._stop.set()
@@ -312,6 +328,16 @@ class ControlCentre:
         if self._retention is not None:
             self._retention.run_if_due(self.historian, utc(now_ns))
         return state
+
+    def branch_loading(self) -> dict[str, float]:
+        """Loading (fraction of rating) of every line and transformer in the last estimate; NaN unknown."""
+        with self._lock:
+            estimate = self._estimate
+        if estimate is None or not estimate.observable:
+            return {}
+        index = estimate.index
+        values = np.concatenate([estimate.line_loading, estimate.trafo_loading]).tolist()
+        return dict(zip((*index.lines, *index.transformers), values, strict=True))
 
     def _observed(self, estimate: Estimate) -> ObservedState:
         freq = self.image.series(DeviceKind.SUBSTATION, "Hz")
@@ -380,7 +406,8 @@ class ControlCentre:
     def history(
         self, device: str, quantity: str, start: datetime, end: datetime, every: timedelta | None
     ) -> SeriesView:
-        if device not in self.catalogue.devices:
+        chargers = self.ev.registry if self.ev is not None else {}
+        if device not in self.catalogue.devices and device not in chargers:
             raise NotFound(f"unknown device {device!r}", "list devices with GET /api/v1/devices")
         if quantity not in QUANTITIES:
             raise NotFound(f"unknown quantity {quantity!r}", f"use one of {', '.join(QUANTITIES)}")
@@ -478,6 +505,63 @@ class ControlCentre:
 
     def confirm_flisr(self, case_id: str, user: str) -> FlisrCaseView:
         return case_view(self.flisr.confirm(case_id, user))
+
+    def ev_chargers(self) -> list[ChargerView]:
+        return charger_views(self.ev) if self.ev is not None else []
+
+    def ev_sessions(self, limit: int) -> list[EvSessionView]:
+        return [session_view(x) for x in self.ev.sessions()[:limit]] if self.ev is not None else []
+
+    def ev_pushes(self, limit: int) -> list[PushView]:
+        return [push_view(p) for p in self.ev.pushes(limit)] if self.ev is not None else []
+
+    def dr_events(self) -> list[DrEventView]:
+        return [event_view(*e) for e in self.dr.events()] if self.dr is not None else []
+
+    def dr_results(self) -> list[DrResultView]:
+        return [result_view(r) for r in self.dr.results()] if self.dr is not None else []
+
+    def _dr(self) -> DrService:
+        if self.dr is None:
+            raise NotReady("demand response is off", "start the centre without --no-dr")
+        return self.dr
+
+    def create_dr_event(self, request: DrEventRequest, user: str) -> DrEventView:
+        dr = self._dr()
+        levels = dict(request.levels)
+        if not levels:
+            if not request.sites or request.level is None:
+                raise CommandRefused("no sites and level given", "give `levels` per site, or `sites` and `level`")
+            levels = dict.fromkeys(request.sites, request.level)
+        event = dr.create(levels, request.signal, request.start, timedelta(minutes=request.duration_minutes))
+        self.historian.write_events(
+            [
+                StoredEvent(
+                    self.clock.now_ns(),
+                    "dr.event-created",
+                    event.event_id,
+                    f"{user} created DR event {event.event_id} ({event.signal.value}) for {', '.join(event.vens)}",
+                    data={"user": user, "start": event.start.isoformat(), "levels": dict(event.levels)},
+                )
+            ]
+        )
+        return next(event_view(*e) for e in dr.events() if e[0].event_id == event.event_id)
+
+    def cancel_dr_event(self, event_id: str, user: str) -> DrEventView:
+        dr = self._dr()
+        dr.cancel(event_id)
+        self.historian.write_events(
+            [
+                StoredEvent(
+                    self.clock.now_ns(),
+                    "dr.event-cancelled",
+                    event_id,
+                    f"{user} cancelled DR event {event_id}",
+                    data={"user": user},
+                )
+            ]
+        )
+        return next(event_view(*e) for e in dr.events() if e[0].event_id == event_id)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)

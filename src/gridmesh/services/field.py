@@ -198,6 +198,7 @@ class FieldSimulator:
         meters = self.tables.get(DeviceKind.METER)
         # Meters without supply from the outset never had power to speak; they start offline, silently.
         self._dark = ~self.grid.energized_bus[meters.bus] if meters is not None else np.zeros(0, dtype=bool)
+        self.last_state: GridState | None = None  # the last tick's power flow (e.g. a site's load for its VEN)
         self._pending: list[tuple[str, Command | None, str]] = []
         self._lock, self._tick_lock = threading.Lock(), threading.Lock()
         self._stop = threading.Event()
@@ -348,6 +349,7 @@ class FieldSimulator:
             report.acks = len(outbox.messages) + len(answers)
             report.events += self._protection_events(outbox)
             state = self.grid.advance(self.now, elapsed_s - previous)
+            self.last_state = state
             report.failed = state.failed
             if state.failed:
                 log.warning("power flow failed at %s (%s); no telemetry this tick", self.now, state.flow.failed)

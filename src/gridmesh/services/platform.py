@@ -7,23 +7,31 @@ assembly is shared here so that every mode wires the parts the same way.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from gridmesh.adapters.modbus.gateway import SunSpecGateway, sunspec_devices
 from gridmesh.adapters.mqtt.bus import MqttBus
+from gridmesh.adapters.ocpp import FleetThread, SecurityProfile
+from gridmesh.adapters.openadr import VenFleet
 from gridmesh.control.controller import Controller
 from gridmesh.model.scenario import Scenario
 from gridmesh.security.keys import CentreKeyring, FieldKeyring, ensure_keyrings
 from gridmesh.services.bus import Bus, InProcessBus
 from gridmesh.services.centre import CentreSettings, ControlCentre
 from gridmesh.services.clock import SimClock
+from gridmesh.services.dr_service import DrService, DrSettings, start_vens
+from gridmesh.services.ev_service import EvService, EvSettings, start_stations
 from gridmesh.services.field import GATEWAY, FieldSimulator
 from gridmesh.services.historian.base import Historian
 from gridmesh.services.historian.open import open_historian
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 
+log = logging.getLogger(__name__)
 HMAC_KINDS = frozenset({DeviceKind.METER})  # constrained devices sign with a per-device HMAC key
 
 
@@ -55,8 +63,15 @@ class Platform:
     centre: ControlCentre | None = None
     field: FieldSimulator | None = None
     sunspec: SunSpecGateway | None = None
+    stations: FleetThread | None = None
+    vens: VenFleet | None = None
+    problems: list[str] = dataclasses.field(default_factory=list)  # services that could not start, with the reason
 
     def stop(self) -> None:
+        if self.vens is not None:
+            self.vens.stop()
+        if self.stations is not None:
+            self.stations.stop(drain_timeout_s=5)
         if self.sunspec is not None:
             self.sunspec.stop()
         if self.field is not None:
@@ -80,12 +95,36 @@ def start_centre(
     settings: CentreSettings | None = None,
     keys: Path | None = None,
     controllers: Sequence[Controller] = (),
+    ev: EvSettings | None = None,
+    dr: DrSettings | None = None,
+    problems: list[str] | None = None,
 ) -> tuple[ControlCentre, Historian]:
+    """The centre; with ``ev`` its OCPP central system and smart charging, with ``dr`` its OpenADR VTN.
+
+    An EV or DR service that cannot start (a port in use…) is left off with the reason appended to
+    ``problems`` (and logged): the rest of the centre runs without it."""
     historian = open_historian(historian_url or data / "historian.duckdb")
     _, centre_ring = keyrings(data, scenario, keys)
     centre = ControlCentre(
         scenario, historian, bus, centre_ring, clock=clock, settings=settings, controllers=controllers
     )
+    folder = keys or data / "keys"
+    notes = problems if problems is not None else []
+    if ev is not None and scenario.network.ev_chargers:
+        try:
+            service = EvService(
+                scenario, historian, folder, clock=clock, speed=clock.speed, loading=centre.branch_loading, settings=ev
+            )
+            centre.ev = service.start()
+        except Exception as exc:
+            notes.append(f"OCPP central system not started: {exc}")
+    if dr is not None and scenario.network.sites:
+        try:
+            centre.dr = DrService(scenario, folder, clock=clock, speed=clock.speed, settings=dr).start()
+        except Exception as exc:
+            notes.append(f"OpenADR VTN not started: {exc}")
+    for note in notes:
+        log.warning(note)
     centre.start()
     return centre, historian
 
@@ -119,3 +158,37 @@ def start_field(
         gateway = SunSpecGateway(real, bus, field_ring, data_dir=data / "sunspec")
         gateway.start()
     return simulator, gateway
+
+
+def start_field_protocols(
+    platform: Platform,
+    scenario: Scenario,
+    data: Path,
+    *,
+    clock: SimClock,
+    keys: Path | None = None,
+    ocpp_url: str | None = None,
+    ocpp_profile: SecurityProfile = SecurityProfile.BASIC,
+    vtn_url: str | None = None,
+    report_interval: timedelta | None = None,
+) -> None:
+    """The field's OCPP stations (one per charger, clients of ``ocpp_url``) and VENs (one per microgrid,
+    clients of ``vtn_url``); either is skipped when its URL is None. Failures are noted in
+    ``platform.problems``, not raised: the field simulator runs on without them."""
+    assert platform.field is not None
+    folder = keys or data / "keys"
+    if ocpp_url is not None and scenario.network.ev_chargers:
+        try:
+            platform.stations = start_stations(
+                scenario, ocpp_url, folder, speed=clock.speed, start=clock.now(), profile=ocpp_profile
+            )
+        except Exception as exc:
+            platform.problems.append(f"OCPP stations not started: {exc}")
+    if vtn_url is not None and scenario.network.sites:
+        interval = report_interval or timedelta(seconds=max(1.0, 60.0 / clock.speed))
+        try:
+            platform.vens, _ = start_vens(scenario, platform.field, vtn_url, folder, report_interval=interval)
+        except Exception as exc:
+            platform.problems.append(f"OpenADR VENs not started: {exc}")
+    for note in platform.problems:
+        log.warning(note)

@@ -4,6 +4,8 @@
 import { Api, Unauthorized, connectStream, forgetToken, initialToken, saveToken } from "./api.js";
 import { drawChart } from "./charts.js";
 import { ControlPanel } from "./control.js";
+import { DrPanel } from "./dr.js";
+import { EvPanel } from "./ev.js";
 import { SelfHealingPanel } from "./flisr.js";
 import { NetworkMap } from "./network.js";
 import { AlarmTable, renderCounters, renderSites } from "./panels.js";
@@ -18,6 +20,8 @@ const ui = {
   alarms: new AlarmTable($("alarms"), $("alarm-count"), acknowledge),
   selfHealing: new SelfHealingPanel($("self-healing"), showError),
   control: new ControlPanel($("control"), showError),
+  ev: new EvPanel($("ev-charging"), showError),
+  dr: new DrPanel($("demand-response"), showError),
   siteNames: new Map(),
   substation: { t: [], value: [] },
   deviceSeries: null,
@@ -37,6 +41,8 @@ function askForToken(message = "") {
   stopStream?.();
   ui.selfHealing.stop();
   ui.control.stop();
+  ui.ev.stop();
+  ui.dr.stop();
   setConnection("refused", "signed out");
   $("token-error").textContent = message;
   $("token-input").value = "";
@@ -196,6 +202,8 @@ async function start(token) {
   ui.map.setNetwork(network);
   ui.selfHealing.start(api, network, canOperate);
   ui.control.start(api);
+  ui.ev.start(api);
+  ui.dr.start(api, network, canOperate);
 
   const state = await api.get("/api/v1/state").catch((e) => { if (e.status === 503) return null; throw e; });
   if (state) ui.gridTime = Date.parse(state.time);

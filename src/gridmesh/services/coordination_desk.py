@@ -1,0 +1,166 @@
+"""The centre's coordination desk: day-ahead ADMM over the microgrids, and the VPP's envelope, on demand.
+
+An operator (or a schedule) asks for the day-ahead co-optimisation of a day: the desk builds the case from
+the scenario's profiles for that day (the microgrids' private data and the feeder's limits, as
+``gridmesh coordinate demo`` does), runs the ADMM rounds in a worker thread while recording each round's
+residuals for the dashboard, solves the same case centralised for the gap, and sends every microgrid's
+edge agent its PCC schedule (a signed plan, :class:`~gridmesh.services.edge_link.PlanPublisher`). One run
+at a time; a second request while one runs is refused with the reason.
+
+The VPP envelope of a day (:mod:`gridmesh.optim.vpp_envelope`) is computed the same way, on demand, and
+kept per day.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+
+from gridmesh.errors import CommandRefused, GridmeshError
+from gridmesh.model.scenario import Scenario
+from gridmesh.optim.admm import AdmmResult, AdmmSettings, Residuals, solve_admm
+from gridmesh.optim.coordination_case import CoordinationCase, demo_case, solve_centralised
+from gridmesh.optim.vpp_envelope import vpp_envelope
+from gridmesh.services.edge_link import PlanPublisher
+from gridmesh.sim.twin import StudyTwin
+from gridmesh.sim.vpp_study import envelope_document, vpp_case, vpp_sites
+
+log = logging.getLogger(__name__)
+
+RunState = Literal["running", "done", "failed"]
+
+
+@dataclass
+class CoordinationRun:
+    """One day-ahead co-optimisation: its rounds as they come, then the result."""
+
+    id: str
+    day: date
+    requested_by: str
+    started: datetime
+    state: RunState = "running"
+    agents: tuple[str, ...] = ()
+    rounds: list[Residuals] = field(default_factory=list)
+    finished: datetime | None = None
+    converged: bool = False
+    objective_eur: float | None = None
+    centralised_eur: float | None = None
+    pcc_kw: dict[str, list[float]] = field(default_factory=dict)  # per microgrid, hourly
+    price_eur_per_kw: dict[str, list[float]] = field(default_factory=dict)
+    plans_sent: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def gap(self) -> float | None:
+        """Relative distance of the distributed plan's cost from the centralised optimum."""
+        if self.objective_eur is None or not self.centralised_eur:
+            return None
+        return (self.objective_eur - self.centralised_eur) / abs(self.centralised_eur)
+
+
+def day_case(scenario: Scenario, day: date) -> CoordinationCase:
+    """The microgrids and feeder of ``day`` at hourly resolution, from the scenario's profiles."""
+    twin = StudyTwin(scenario.with_time(start=datetime.combine(day, datetime.min.time()), days=1))
+    window, _ = twin.window(0, twin.steps)
+    return demo_case(window, twin.engine)
+
+
+class CoordinationDesk:
+    """Runs day-ahead coordination and VPP envelopes for the centre; thread-safe for the API."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        publisher: PlanPublisher | None = None,
+        settings: AdmmSettings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keep: int = 20,
+    ) -> None:
+        self.scenario, self.publisher, self.clock, self.keep = scenario, publisher, clock, keep
+        self.settings = settings or AdmmSettings()
+        self._runs: list[CoordinationRun] = []
+        self._envelopes: dict[tuple[str, date], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._worker: threading.Thread | None = None
+
+    # -- day-ahead coordination -----------------------------------------------------------------------
+    def start(self, day: date, user: str) -> CoordinationRun:
+        """Start the day-ahead co-optimisation of ``day`` in the background; refused while one runs."""
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                raise CommandRefused("a coordination run is in progress", "wait for it to finish, then ask again")
+            run = CoordinationRun(f"co-{next(self._ids)}", day, user, self.clock())
+            self._runs = [run, *self._runs][: self.keep]
+            self._worker = threading.Thread(target=self._run, args=(run,), name=f"coordination-{run.id}", daemon=True)
+            self._worker.start()
+        return run
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running coordination (if any) has finished (tests, shutdown)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+
+    def runs(self) -> list[CoordinationRun]:
+        """Runs, newest first (the running one included, its rounds so far)."""
+        with self._lock:
+            return list(self._runs)
+
+    def _run(self, run: CoordinationRun) -> None:
+        try:
+            case = day_case(self.scenario, run.day)
+            run.agents = tuple(m.id for m in case.microgrids)
+            result = solve_admm(case.microgrids, case.feeder, settings=self.settings, on_round=run.rounds.append)
+            central = solve_centralised(case)
+            self._finish(run, case, result, central.objective_eur)
+        except (GridmeshError, ValueError) as exc:
+            log.warning("coordination %s failed: %s", run.id, exc)
+            run.error, run.state, run.finished = str(exc), "failed", self.clock()
+
+    def _finish(self, run: CoordinationRun, case: CoordinationCase, result: AdmmResult, central_eur: float) -> None:
+        run.converged, run.objective_eur, run.centralised_eur = result.converged, result.objective_eur, central_eur
+        run.pcc_kw = {a: np.round(result.pcc_kw[i], 3).tolist() for i, a in enumerate(run.agents)}
+        run.price_eur_per_kw = {a: np.round(result.price[i], 6).tolist() for i, a in enumerate(run.agents)}
+        if self.publisher is not None and result.converged:
+            start = datetime.combine(run.day, datetime.min.time(), tzinfo=UTC)
+            start_ns = int(start.timestamp() * 1e9)
+            step_s = case.feeder.dt_h * 3600.0
+            lifetime_ns = int((timedelta(days=1) + timedelta(seconds=step_s)).total_seconds() * 1e9)
+            for agent, schedule in run.pcc_kw.items():
+                self.publisher.publish(
+                    agent, start_ns=start_ns, step_s=step_s, pcc_kw=schedule, lifetime_ns=lifetime_ns
+                )
+            run.plans_sent = run.agents
+        run.state, run.finished = "done", self.clock()
+
+    # -- the VPP --------------------------------------------------------------------------------------
+    def vpp_sites(self) -> list[str]:
+        return vpp_sites(self.scenario.network)
+
+    def envelope(self, site: str | None, day: date) -> dict[str, Any]:
+        """The VPP's envelope for ``day`` (computed once per site and day): per interval up/down capability,
+        the storage energy window and the cost curve (:func:`~gridmesh.sim.vpp_study.envelope_document`)."""
+        sites = self.vpp_sites()
+        chosen = site or (sites[0] if sites else "")
+        key = (chosen, day)
+        with self._lock:
+            cached = self._envelopes.get(key)
+        if cached is not None:
+            return cached
+        started = time.perf_counter()
+        case = vpp_case(self.scenario, site=chosen, day=datetime.combine(day, datetime.min.time()))
+        document = envelope_document(case, vpp_envelope(case.fleet))
+        document["seconds"] = time.perf_counter() - started
+        with self._lock:
+            self._envelopes[key] = document
+        return document

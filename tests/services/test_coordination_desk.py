@@ -1,0 +1,77 @@
+"""The centre's coordination desk: day-ahead ADMM with progress, plans to the agents, VPP envelopes."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from gridmesh.errors import CommandRefused
+from gridmesh.model.io.scenario_yaml import read_scenario
+from gridmesh.model.scenario import Scenario
+from gridmesh.security.keys import provision_keyrings
+from gridmesh.services import coordination_desk
+from gridmesh.services.bus import InProcessBus, Message
+from gridmesh.services.coordination_desk import CoordinationDesk
+from gridmesh.services.edge_link import AgentPlan, PlanPublisher
+from gridmesh.telemetry.catalogue import catalogue_of
+
+DAY = date(2016, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def scenario(small_scenario_file: Path) -> Scenario:
+    return read_scenario(small_scenario_file)
+
+
+def test_a_day_ahead_run_reaches_the_centralised_optimum_and_sends_the_plans(scenario: Scenario) -> None:
+    _, centre = provision_keyrings(catalogue_of(scenario.network).devices)
+    bus = InProcessBus()
+    plans: list[Message] = []
+    bus.subscribe("gridmesh/v1/+/agent/plan", plans.extend)
+    desk = CoordinationDesk(scenario, publisher=PlanPublisher(bus, centre.command_secret))
+    run = desk.start(DAY, "operator")
+    desk.wait(120)
+    assert bus.drain()
+    assert run.state == "done", run.error
+    assert run.converged and run.agents == ("mg",)
+    assert run.gap is not None and abs(run.gap) < 0.005
+    assert len(run.rounds) >= 1 and run.rounds[-1].converged
+    assert len(run.pcc_kw["mg"]) == 24  # hourly day-ahead schedule
+    (message,) = plans
+    plan = msgspec.json.decode(message.payload, type=AgentPlan)
+    assert message.topic == "gridmesh/v1/mg/agent/plan"
+    assert plan.pcc_kw == pytest.approx(run.pcc_kw["mg"], abs=1e-6)
+    assert plan.step_s == 3600.0
+    assert desk.runs() == [run]
+    bus.close()
+
+
+def test_a_second_run_is_refused_while_one_is_in_progress(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real = coordination_desk.day_case
+
+    def held(s: Scenario, day: date) -> coordination_desk.CoordinationCase:
+        release.wait(30)
+        return real(s, day)
+
+    monkeypatch.setattr(coordination_desk, "day_case", held)
+    desk = CoordinationDesk(scenario)
+    desk.start(DAY, "operator")
+    with pytest.raises(CommandRefused, match="in progress"):
+        desk.start(DAY, "operator")
+    release.set()
+    desk.wait(120)
+    assert desk.runs()[0].state == "done"
+
+
+def test_the_vpp_envelope_is_computed_once_per_day(scenario: Scenario) -> None:
+    desk = CoordinationDesk(scenario)
+    assert desk.vpp_sites() == ["vpp"]
+    envelope = desk.envelope(None, DAY)
+    assert envelope["site"] == "vpp" and len(envelope["intervals"]["time"]) == 96
+    assert min(envelope["intervals"]["down_kw"]) >= 0.0
+    assert desk.envelope("vpp", DAY) is envelope
