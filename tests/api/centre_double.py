@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 from gridmesh.api.ports import (
@@ -23,6 +23,7 @@ from gridmesh.api.ports import (
     CommandView,
     ControlStepView,
     ControlView,
+    CoordinationRunView,
     DeadLetterView,
     DeviceView,
     DrEventRequest,
@@ -36,16 +37,20 @@ from gridmesh.api.ports import (
     FlisrCaseView,
     FlisrStepView,
     Listener,
+    MicrogridView,
     NetworkView,
     NotFound,
     Pushed,
     PushView,
     RefusalView,
+    ResidualView,
     SeriesView,
     SiteSummary,
     SiteView,
     StateView,
     VenResultView,
+    VppEnvelopeView,
+    VppSiteView,
 )
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -367,6 +372,77 @@ def sample_dr_results() -> list[DrResultView]:
     ]
 
 
+def sample_microgrids() -> list[MicrogridView]:
+    """mg-a follows the centre's plan; mg-b is islanded (its PCC opened, as the state says)."""
+    return [
+        MicrogridView(
+            site="mg-a",
+            name="Hofweiler",
+            agent_online=True,
+            mode="connected",
+            since=T0 - timedelta(hours=2),
+            plan_seq=1042,
+            import_kw=42.5,
+            islanded=False,
+        ),
+        MicrogridView(
+            site="mg-b",
+            name="Lindenhof",
+            agent_online=True,
+            mode="islanded",
+            reason="PCC S-B open",
+            since=T0 - timedelta(minutes=20),
+            import_kw=-27.0,
+            islanded=True,
+        ),
+    ]
+
+
+def sample_run(run_id: str = "co-1", state: str = "done") -> CoordinationRunView:
+    """Four ADMM rounds converging at the fourth; 1 % above the centralised optimum (101 vs 100 EUR)."""
+    primal, dual = [40.0, 9.0, 2.5, 0.4], [3.0, 1.2, 0.3, 0.05]
+    done = state == "done"
+    return CoordinationRunView(
+        id=run_id,
+        state=state,  # type: ignore[arg-type]
+        day=T0.date(),
+        requested_by="test-operator",
+        started=T0 - timedelta(minutes=5),
+        finished=T0 - timedelta(minutes=4) if done else None,
+        agents=["mg-a", "mg-b"],
+        iterations=4 if done else 2,
+        residuals=[
+            ResidualView(iteration=k + 1, primal=p, dual=d, eps_primal=0.5, eps_dual=0.1, rho=0.2)
+            for k, (p, d) in enumerate(zip(primal, dual, strict=True))
+        ][: 4 if done else 2],
+        converged=done,
+        objective_eur=101.0 if done else None,
+        centralised_eur=100.0 if done else None,
+        gap=0.01 if done else None,
+        price_eur_per_kw={"mg-a": [0.0] * 24, "mg-b": [0.0] * 24} if done else {},
+        pcc_kw={"mg-a": [40.0] * 24, "mg-b": [-10.0] * 24} if done else {},
+        plans_sent=["mg-a", "mg-b"] if done else [],
+    )
+
+
+def sample_envelope(day: date) -> VppEnvelopeView:
+    """Four hours of a VPP: 120 kW up and 80 kW down, the last hour limited by the storage."""
+    return VppEnvelopeView(
+        site="vpp-1",
+        owner="aggregator",
+        day=day,
+        dt_h=1.0,
+        time=[datetime.combine(day, datetime.min.time(), UTC).replace(hour=h).isoformat() for h in range(4)],
+        up_kw=[120.0, 110.0, 100.0, 30.0],
+        down_kw=[80.0, 80.0, 60.0, 20.0],
+        energy_up_kwh=[120.0, 230.0, 330.0, 360.0],
+        energy_down_kwh=[80.0, 160.0, 220.0, 240.0],
+        limited_by=["", "", "", "storage"],
+        storage={"power_kw": 100.0, "stored_kwh": 200.0},
+        seconds=0.8,
+    )
+
+
 def ramp(
     start: datetime, end: datetime, step: timedelta, first: float, slope_per_step: float
 ) -> tuple[list[datetime], list[float]]:
@@ -416,6 +492,10 @@ class FakeCentre:
     dr_event_list: list[DrEventView] = field(default_factory=sample_dr_events)
     dr_result_list: list[DrResultView] = field(default_factory=sample_dr_results)
     dr_actions: list[tuple[str, str, str]] = field(default_factory=list)  # (action, event id, user)
+    microgrid_list: list[MicrogridView] = field(default_factory=sample_microgrids)
+    run_list: list[CoordinationRunView] = field(default_factory=lambda: [sample_run()])
+    coordination_requests: list[tuple[date | None, str]] = field(default_factory=list)
+    envelope_requests: list[tuple[str, date | None]] = field(default_factory=list)
 
     def network(self) -> NetworkView:
         return self.net
@@ -646,6 +726,31 @@ class FakeCentre:
         self.dr_event_list[i] = event.model_copy(update={"status": "cancelled"})
         self.dr_actions.append(("cancel", event_id, user))
         return self.dr_event_list[i]
+
+    def microgrids(self) -> list[MicrogridView]:
+        return list(self.microgrid_list)
+
+    def coordination_runs(self) -> list[CoordinationRunView]:
+        return list(self.run_list)
+
+    def start_coordination(self, day: date | None, user: str) -> CoordinationRunView:
+        if any(r.state == "running" for r in self.run_list):
+            raise CommandRefused("a coordination run is in progress", "wait for it to finish, then ask again")
+        self.coordination_requests.append((day, user))
+        run = sample_run(f"co-{len(self.run_list) + 1}", "running").model_copy(
+            update={"day": day or T0.date(), "requested_by": user}
+        )
+        self.run_list.insert(0, run)
+        return run
+
+    def vpp_sites(self) -> list[VppSiteView]:
+        return [VppSiteView(id="vpp-1", name="Valley VPP", members=["mg-a", "mg-b"])]
+
+    def vpp_envelope(self, site: str, day: date | None) -> VppEnvelopeView:
+        if site != "vpp-1":
+            raise NotFound(f"unknown VPP {site!r}", "list the VPPs with GET /api/v1/vpp")
+        self.envelope_requests.append((site, day))
+        return sample_envelope(day or T0.date())
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self.listeners.append(listener)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -44,6 +44,10 @@ EXPECTED_PATHS = {
     "/api/v1/dr/events",
     "/api/v1/dr/events/{event_id}",
     "/api/v1/dr/results",
+    "/api/v1/microgrids",
+    "/api/v1/coordination",
+    "/api/v1/vpp",
+    "/api/v1/vpp/{site}/envelope",
 }
 
 
@@ -56,7 +60,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str]]:
     routes = []
     for path, operations in client.get("/openapi.json").json()["paths"].items():
         concrete = path.replace("{alarm_id}", "al-1").replace("{device_id}", "battery-A2")
-        concrete = concrete.replace("{token_id}", "x")
+        concrete = concrete.replace("{token_id}", "x").replace("{site}", "vpp-1")
         routes.extend((method.upper(), concrete) for method in operations)
     return routes
 
@@ -64,7 +68,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str]]:
 def test_every_endpoint_needs_a_token(client: TestClient) -> None:
     routes = api_routes(client)
     assert {path for _, path in routes} >= {"/api/v1/network", "/api/v1/state", "/api/v1/tokens"}
-    assert len(routes) == len(EXPECTED_PATHS) + 3  # /tokens, /faults and /dr/events have GET and POST
+    assert len(routes) == len(EXPECTED_PATHS) + 4  # /tokens, /faults, /dr/events, /coordination: GET and POST
     for method, path in routes:
         for headers in ({}, bearer("gm_not-a-real-token"), {"Authorization": "Basic dXNlcjpwYXNz"}):
             response = client.request(method, path, headers=headers)
@@ -510,3 +514,55 @@ def test_bad_dr_events_are_refused_with_the_reason(
     assert reply.status_code == status, reply.text
     if error is not None:
         assert error in reply.json()["error"] and reply.json()["fix"]
+
+
+def test_viewer_reads_microgrids_coordination_and_vpp(client: TestClient, tokens: dict[Role, str]) -> None:
+    h = bearer(tokens[Role.VIEWER])
+    microgrids = client.get("/api/v1/microgrids", headers=h).json()
+    assert [(m["site"], m["mode"], m["agent_online"]) for m in microgrids] == [
+        ("mg-a", "connected", True),
+        ("mg-b", "islanded", True),
+    ]
+    assert microgrids[1]["reason"] == "PCC S-B open" and microgrids[1]["islanded"] is True
+    assert microgrids[0]["plan_seq"] == 1042 and microgrids[0]["import_kw"] == 42.5
+    (run,) = client.get("/api/v1/coordination", headers=h).json()
+    assert run["state"] == "done" and run["iterations"] == len(run["residuals"]) == 4
+    assert run["residuals"][-1] == {
+        "iteration": 4,
+        "primal": 0.4,
+        "dual": 0.05,
+        "eps_primal": 0.5,
+        "eps_dual": 0.1,
+        "rho": 0.2,
+    }
+    assert run["gap"] == pytest.approx((run["objective_eur"] - run["centralised_eur"]) / run["centralised_eur"])
+    assert run["plans_sent"] == ["mg-a", "mg-b"] and len(run["pcc_kw"]["mg-a"]) == 24
+    assert client.get("/api/v1/vpp", headers=h).json() == [
+        {"id": "vpp-1", "name": "Valley VPP", "members": ["mg-a", "mg-b"]}
+    ]
+    envelope = client.get("/api/v1/vpp/vpp-1/envelope", params={"day": "2026-03-02"}, headers=h).json()
+    assert envelope["day"] == "2026-03-02" and envelope["time"][0] == "2026-03-02T00:00:00+00:00"
+    assert len(envelope["up_kw"]) == len(envelope["down_kw"]) == len(envelope["time"]) == 4
+    unknown = client.get("/api/v1/vpp/vpp-9/envelope", headers=h)
+    assert unknown.status_code == 404 and "GET /api/v1/vpp" in unknown.json()["fix"]
+    assert client.get("/api/v1/vpp/vpp-1/envelope", params={"day": "soon"}, headers=h).status_code == 422
+
+
+def test_coordination_run_needs_an_operator_and_one_at_a_time(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre
+) -> None:
+    refused = client.post("/api/v1/coordination", json={}, headers=bearer(tokens[Role.VIEWER]))
+    assert refused.status_code == 403 and centre.coordination_requests == []
+    op = bearer(tokens[Role.OPERATOR])
+    started = client.post("/api/v1/coordination", json={"day": "2026-01-16"}, headers=op)
+    assert started.status_code == 202
+    assert started.json()["state"] == "running" and started.json()["day"] == "2026-01-16"
+    assert centre.coordination_requests == [(date(2026, 1, 16), "test-operator")]
+    busy = client.post("/api/v1/coordination", headers=op)
+    assert busy.status_code == 409 and "in progress" in busy.json()["error"]
+    runs = client.get("/api/v1/coordination", headers=op).json()
+    assert [r["id"] for r in runs] == ["co-2", "co-1"]  # newest first
+    centre.run_list[0] = centre.run_list[0].model_copy(update={"state": "done"})
+    again = client.post("/api/v1/coordination", headers=op)  # no body: the grid's current day
+    assert again.status_code == 202 and centre.coordination_requests[-1] == (None, "test-operator")
+    assert client.post("/api/v1/coordination", json={"day": "tomorrow"}, headers=op).status_code == 422

@@ -209,7 +209,8 @@ def _peak_case(network: Network, reserve: float) -> tuple[FloatArray, FloatArray
     )
     load = np.where(times.hour == 18, 50.0, 20.0)[:, None]
     flat = TimeOfUseTariff(off_peak_eur_per_kwh=0.3, shoulder_eur_per_kwh=0.3, peak_eur_per_kwh=0.3)
-    window = Window(network, {}, times, 0.25, load, np.zeros((32, 0)), np.zeros((32, 0)), fleet, flat)
+    idle = np.zeros((32, len(network.generators)))  # generation and EV charging play no part here
+    window = Window(network, {}, times, 0.25, load, idle, np.zeros((32, len(network.ev_chargers))), fleet, flat)
     problem = mpc.problem(mpc.forecast(window), fleet, slice(0, 32))
     plan = solve_dispatch(problem)
     assert plan.status == "optimal"

@@ -75,3 +75,14 @@ def test_the_vpp_envelope_is_computed_once_per_day(scenario: Scenario) -> None:
     assert envelope["site"] == "vpp" and len(envelope["intervals"]["time"]) == 96
     assert min(envelope["intervals"]["down_kw"]) >= 0.0
     assert desk.envelope("vpp", DAY) is envelope
+
+
+def test_a_live_day_is_read_from_the_same_date_of_the_profiles_year(scenario: Scenario) -> None:
+    desk = CoordinationDesk(scenario)
+    typical = desk.start(DAY, "operator")
+    desk.wait(120)
+    live = desk.start(date(2026, 6, 1), "operator")
+    desk.wait(120)
+    assert live.state == "done", live.error
+    assert live.day == date(2026, 6, 1)
+    assert live.pcc_kw["mg"] == pytest.approx(typical.pcc_kw["mg"], abs=1e-6)

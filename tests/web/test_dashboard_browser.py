@@ -311,3 +311,59 @@ def test_ev_and_demand_response_panels(served: Served, page: Page, tmp_path: Pat
     expect(seen.locator("form")).to_be_hidden()
     expect(seen).to_contain_text("need an operator token")
     assert errors == []
+
+
+def test_coordination_panel(served: Served, page: Page, tmp_path: Path) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{served.url}/#token={served.operator_token}")
+
+    panel = page.locator("#coordination")
+    expect(panel.locator('[data-part="agent-count"]')).to_have_text("2 of 2 agents online", timeout=WAIT_MS)
+    connected = panel.locator('tr[data-site="mg-a"]')
+    expect(connected).to_have_attribute("data-mode", "connected")
+    expect(connected.locator(".chip.mode")).to_have_text("connected")
+    expect(connected).to_contain_text("42.5 kW")
+    islanded = panel.locator('tr[data-site="mg-b"]')
+    expect(islanded.locator(".chip.mode")).to_have_text("islanded")
+    expect(islanded).to_contain_text("PCC S-B open")
+    expect(islanded).to_contain_text("-27 kW")
+
+    summary = panel.locator('[data-part="run-summary"]')
+    expect(summary).to_contain_text("co-1", timeout=WAIT_MS)
+    expect(summary.locator('[data-part="iterations"]')).to_have_text("4")
+    expect(summary.locator('[data-part="gap"]')).to_have_text("1 %")  # (101 − 100) / 100
+    expect(summary).to_contain_text("converged")
+    expect(summary).to_contain_text("plans sent to mg-a, mg-b")
+    rounds = panel.locator('[data-part="rounds"] tbody tr')
+    expect(rounds).to_have_count(4)
+    expect(rounds.nth(3)).to_have_class("converged")  # 0.4 ≤ 0.5 kW and 0.05 ≤ 0.1 €/kW
+    expect(rounds.nth(0)).not_to_have_class("converged")
+
+    expect(panel.locator('[data-part="up-max"]')).to_have_text("120 kW", timeout=WAIT_MS)
+    expect(panel.locator('[data-part="down-max"]')).to_have_text("80 kW")
+    expect(panel.locator('[data-part="envelope"]')).to_have_attribute("data-points", "4")
+    assert served.centre.envelope_requests == [("vpp-1", None)]
+
+    # the operator starts a run: it is posted, shows as running, and a second click is refused with the reason
+    panel.get_by_role("button", name="Run day-ahead coordination").click()
+    expect(panel.locator('[data-part="run-result"]')).to_have_text("co-2 started for 2026-01-15", timeout=WAIT_MS)
+    assert served.centre.coordination_requests == [(None, "night-shift")]
+    expect(summary).to_contain_text("co-2", timeout=WAIT_MS)
+    expect(summary.locator(".run-state")).to_have_text("running")
+    panel.get_by_role("button", name="Run day-ahead coordination").click()
+    expect(panel.locator('[data-part="run-result"]')).to_contain_text("in progress", timeout=WAIT_MS)
+    png = panel.screenshot(path=str(tmp_path / "coordination.png"))
+    assert distinct_colours(png) > 20
+
+    # a viewer sees the panel without the button
+    browser = page.context.browser
+    assert browser is not None
+    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
+    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
+    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    seen = wallboard.locator("#coordination")
+    expect(seen.locator("tr[data-site]")).to_have_count(2, timeout=WAIT_MS)
+    expect(seen.get_by_role("button")).to_have_count(0)
+    expect(seen).to_contain_text("needs an operator token")
+    assert errors == []

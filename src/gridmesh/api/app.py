@@ -14,7 +14,16 @@ from fastapi import FastAPI, WebSocket
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from gridmesh.api import routes_admin, routes_control, routes_dr, routes_ev, routes_flisr, routes_grid, routes_ops
+from gridmesh.api import (
+    routes_admin,
+    routes_control,
+    routes_coordination,
+    routes_dr,
+    routes_ev,
+    routes_flisr,
+    routes_grid,
+    routes_ops,
+)
 from gridmesh.api.auth import websocket_principal
 from gridmesh.api.errors import install_error_handlers
 from gridmesh.api.ports import AlarmView, Centre, Pushed, ReadingsView
@@ -57,8 +66,8 @@ def create_app(centre: Centre, tokens: TokenStore, *, hub: Hub | None = None) ->
         description=(
             "Live grid state, devices, history, alarms and events of a gridmesh control centre. Every "
             "endpoint needs a bearer token (`gridmesh token create`); roles: viewer reads, operator also "
-            "acknowledges alarms, sends commands and creates demand-response events, admin also manages "
-            "tokens. Live updates: WebSocket `/api/v1/stream`. Errors are JSON `{error, fix}`."
+            "acknowledges alarms, sends commands, creates demand-response events and starts coordination "
+            "runs, admin also manages tokens. Live updates: WebSocket `/api/v1/stream`. Errors are JSON `{error, fix}`."
         ),
         lifespan=lifespan,
     )
@@ -67,7 +76,16 @@ def create_app(centre: Centre, tokens: TokenStore, *, hub: Hub | None = None) ->
     app.state.hub = hub
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
-    routers = (routes_grid, routes_ops, routes_flisr, routes_control, routes_ev, routes_dr, routes_admin)
+    routers = (
+        routes_grid,
+        routes_ops,
+        routes_flisr,
+        routes_control,
+        routes_ev,
+        routes_dr,
+        routes_coordination,
+        routes_admin,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
 

@@ -11,7 +11,7 @@ Errors the centre raises on purpose are :class:`NotFound` (HTTP 404), :class:`Co
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
@@ -348,6 +348,82 @@ class DrResultView(View):
     vens: list[VenResultView]
 
 
+class MicrogridView(View):
+    """A microgrid and its edge agent (``docs/edge.md``): ``mode`` is empty while no agent has spoken."""
+
+    site: str
+    name: str
+    agent_online: bool = Field(description="the agent's retained state says online")
+    mode: Literal["connected", "islanded", "fallback", ""] = Field(
+        description="connected: follows the centre's plan; fallback: local control; islanded: PCC open"
+    )
+    reason: str = Field("", description="why the agent is in this mode")
+    since: datetime | None = Field(None, description="when the present mode began")
+    plan_seq: int = Field(0, description="the centre plan in force at the agent (0: none)")
+    import_kw: float | None = Field(None, description="PCC import from the live state, kW (negative: export)")
+    islanded: bool | None = Field(None, description="the live state's view: the PCC is open")
+
+
+class ResidualView(View):
+    """One ADMM round: primal residual (kW) and dual residual (EUR/kW) against their tolerances."""
+
+    iteration: int
+    primal: float
+    dual: float
+    eps_primal: float
+    eps_dual: float
+    rho: float
+
+
+class CoordinationRunView(View):
+    """A day-ahead co-optimisation of the microgrids (ADMM), with the centralised optimum for the gap."""
+
+    id: str
+    state: Literal["running", "done", "failed"]
+    day: date
+    requested_by: str
+    started: datetime
+    finished: datetime | None
+    agents: list[str] = Field(description="the microgrids that took part")
+    iterations: int
+    residuals: list[ResidualView]
+    converged: bool
+    objective_eur: float | None
+    centralised_eur: float | None
+    gap: float | None = Field(description="(distributed − centralised) / |centralised|")
+    price_eur_per_kw: dict[str, list[float]] = Field(description="per microgrid, the coordination prices per hour")
+    pcc_kw: dict[str, list[float]] = Field(description="per microgrid, the agreed PCC schedule per hour, kW")
+    plans_sent: list[str] = Field(description="microgrids whose edge agent was sent its schedule")
+    error: str = ""
+
+
+class CoordinationRequest(BaseModel):
+    day: date | None = Field(None, description="the day to plan; default the grid's current day")
+
+
+class VppSiteView(View):
+    id: str
+    name: str
+    members: list[str] = Field(description="the sites it aggregates")
+
+
+class VppEnvelopeView(View):
+    """What a VPP can offer per interval: up (more export / less import) and down capability, kW."""
+
+    site: str
+    owner: str | None
+    day: date
+    dt_h: float
+    time: list[str]
+    up_kw: list[float]
+    down_kw: list[float]
+    energy_up_kwh: list[float]
+    energy_down_kwh: list[float]
+    limited_by: list[str]
+    storage: dict[str, Any] = Field(description="the virtual storage: power_kw, stored_kwh, energy bounds")
+    seconds: float = Field(description="computation time the first time it was asked for")
+
+
 Pushed = StateView | AlarmView | ReadingsView
 Listener = Callable[[Pushed], None]
 
@@ -435,6 +511,24 @@ class Centre(Protocol):
 
     def cancel_dr_event(self, event_id: str, user: str) -> DrEventView:
         """Cancel an event not yet ended (409 when cancelled or ended already, 404 when unknown)."""
+        ...
+
+    def microgrids(self) -> list[MicrogridView]:
+        """Every microgrid with its edge agent's state."""
+        ...
+
+    def coordination_runs(self) -> list[CoordinationRunView]:
+        """Day-ahead coordination runs, newest first."""
+        ...
+
+    def start_coordination(self, day: date | None, user: str) -> CoordinationRunView:
+        """Start a run in the background (default day: the grid's current day); 409 while one runs."""
+        ...
+
+    def vpp_sites(self) -> list[VppSiteView]: ...
+
+    def vpp_envelope(self, site: str, day: date | None) -> VppEnvelopeView:
+        """:class:`NotFound` for an unknown VPP; may take a second the first time for a site and day."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -23,7 +23,15 @@ from gridmesh.services.clock import SimClock
 from gridmesh.services.dr_service import SUBSTATION, DrSettings
 from gridmesh.services.ev_service import EvSettings
 from gridmesh.services.field import gateway_will
-from gridmesh.services.platform import Platform, mqtt_bus, start_centre, start_field, start_field_protocols
+from gridmesh.services.platform import (
+    Platform,
+    mqtt_bus,
+    provision_agents,
+    start_centre,
+    start_edge_agents,
+    start_field,
+    start_field_protocols,
+)
 
 Scenario = Annotated[str, typer.Argument(help="scenario YAML, or `demo`")]
 Data = Annotated[Path, typer.Option("--data", help="data folder: historian, keys, tokens, field state")]
@@ -134,15 +142,29 @@ def run(
     vtn_port: VtnPort = 8443,
     dr_threshold_kw: DrThreshold = None,
     dr_target: DrTarget = SUBSTATION,
+    edge_agents: Annotated[
+        bool,
+        typer.Option(
+            "--edge-agents",
+            help="run an edge agent per microgrid in this process (keys provisioned on first start); "
+            "they control the microgrids' devices, so not together with --controller",
+        ),
+    ] = False,
 ) -> None:
     """The whole platform in one process: centre, dashboard, historian and field simulator; no server needed.
 
     The centre runs the OCPP central system and the OpenADR VTN; the field simulator's chargers and sites
     connect to them over localhost as real OCPP and OpenADR clients. OpenADR events run on wall-clock time
     (an openleadr limitation): with --speed they last their wall-clock duration."""
+    if edge_agents and controller:
+        raise typer.BadParameter(
+            "the edge agents control the microgrids' batteries; leave out --controller or --edge-agents",
+            param_hint="--edge-agents",
+        )
     loaded = scenario_cli.load(scenario)
     data.mkdir(parents=True, exist_ok=True)
     clock = SimClock(speed=speed)
+    rings = provision_agents(loaded, data, keys) if edge_agents else {}
     bus: Bus = InProcessBus() if mqtt is None else mqtt_bus(mqtt, client_id="gridmesh-run", data=data)
     with console.status("starting the centre and the field simulator …"):
         problems: list[str] = []
@@ -160,6 +182,7 @@ def run(
             problems=problems,
         )
         platform = Platform(bus, store, centre, problems=problems)
+        start_edge_agents(platform, loaded, data, bus, rings, clock=clock)
         platform.field, platform.sunspec = start_field(loaded, data, bus, clock=clock, keys=keys)
         start_field_protocols(
             platform,
@@ -172,6 +195,8 @@ def run(
             vtn_url=centre.dr.url if centre.dr is not None else None,
         )
     console.print(f"{len(centre.catalogue):,} devices of {loaded.network.name} playing at ×{speed:g}")
+    if platform.agents:
+        console.print(f"edge agents         {', '.join(a.site for a in platform.agents)}")
     _report(platform, centre)
     _serve(platform, centre, data, host, port)
 

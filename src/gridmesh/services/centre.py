@@ -8,6 +8,13 @@ state and alarm changes to API listeners (the WebSocket hub). Switch positions r
 change the topology the estimator uses. The platform may attach an EV service (OCPP central system and
 smart charging, :mod:`~gridmesh.services.ev_service`) and a DR service (OpenADR VTN,
 :mod:`~gridmesh.services.dr_service`); the centre serves their views and stops them with itself.
+
+Microgrid edge agents (:mod:`~gridmesh.services.edge_agent`, in this process with ``gridmesh run
+--edge-agents`` or elsewhere with ``gridmesh edge``) are followed on ``gridmesh/v1/+/agent/state`` and
+``…/report`` (verified reports become events); every :data:`HEARTBEAT` of simulated time each agent site
+is sent its plan again (the day-ahead schedule while it lasts, else a heartbeat) so that a silent centre
+is told apart from a quiet one. The coordination desk (:mod:`~gridmesh.services.coordination_desk`) runs
+day-ahead ADMM on request and sends the schedules through the same publisher.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import msgspec
 import numpy as np
@@ -28,6 +35,7 @@ from gridmesh.api.ports import (
     ChargerView,
     CommandView,
     ControlView,
+    CoordinationRunView,
     DeadLetterView,
     DeviceView,
     DrEventRequest,
@@ -40,18 +48,24 @@ from gridmesh.api.ports import (
     FaultView,
     FlisrCaseView,
     Listener,
+    MicrogridView,
     NetworkView,
     Pushed,
     PushView,
+    ResidualView,
     SeriesView,
     StateView,
+    VppEnvelopeView,
+    VppSiteView,
 )
 from gridmesh.control.controller import Controller
-from gridmesh.errors import CommandRefused, NotFound, NotReady
+from gridmesh.errors import CommandRefused, NotFound, NotReady, ProfileError
+from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
 from gridmesh.physics.estimation import Estimate, StateEstimator
-from gridmesh.security.keys import CentreKeyring
+from gridmesh.security.edge_keys import agent_id
+from gridmesh.security.keys import CentreKeyring, DeviceCredential, DeviceSecret
 from gridmesh.services.alarms import AlarmChange, AlarmEngine, AlarmSettings, ObservedState
 from gridmesh.services.bus import Bus, Message
 from gridmesh.services.centre_views import (
@@ -67,7 +81,19 @@ from gridmesh.services.centre_views import (
 )
 from gridmesh.services.clock import Clock, SimClock
 from gridmesh.services.commands import CommandRecord, CommandService
+from gridmesh.services.coordination_desk import CoordinationDesk, CoordinationRun
 from gridmesh.services.dr_service import DrService, event_view, result_view
+from gridmesh.services.edge_link import (
+    PLAN_LIFETIME_NS,
+    REPORT,
+    STATE,
+    AgentMode,
+    AgentPlan,
+    AgentReport,
+    AgentStates,
+    PlanPublisher,
+    agent_topic,
+)
 from gridmesh.services.ev_service import EvService, charger_views, push_view, session_view
 from gridmesh.services.fault_desk import FaultDesk
 from gridmesh.services.field import DEFAULT_PERIODS, GATEWAY
@@ -92,6 +118,59 @@ NS_PER_S = 1_000_000_000
 SWITCH_OPENED = frozenset({"trip", "lockout"})
 SWITCH_CLOSED = frozenset({"reclose", "reclose-success"})
 SUBSCRIPTIONS = ("gridmesh/v1/+/+/telemetry", "gridmesh/v1/+/+/event")
+HEARTBEAT = timedelta(minutes=5)  # simulated time between the plans (or heartbeats) sent to each agent site
+
+
+class RenewingPublisher(PlanPublisher):
+    """A :class:`PlanPublisher` that remembers each site's latest plan, so that the periodic renewal
+    repeats the schedule in force (an agent takes the newest plan: a bare heartbeat would void it)."""
+
+    def __init__(self, bus: Bus, command_secret: DeviceSecret, *, clock: Callable[[], int]) -> None:
+        super().__init__(bus, command_secret, clock=clock)
+        self.latest: dict[str, AgentPlan] = {}
+        self._plans_lock = threading.Lock()
+
+    def publish(
+        self,
+        site: str,
+        *,
+        start_ns: int = 0,
+        step_s: float = 900.0,
+        pcc_kw: Sequence[float] = (),
+        import_price: Sequence[float] = (),
+        export_price: Sequence[float] = (),
+        lifetime_ns: int = PLAN_LIFETIME_NS,
+    ) -> AgentPlan:
+        plan = super().publish(
+            site,
+            start_ns=start_ns,
+            step_s=step_s,
+            pcc_kw=pcc_kw,
+            import_price=import_price,
+            export_price=export_price,
+            lifetime_ns=lifetime_ns,
+        )
+        with self._plans_lock:
+            self.latest[site] = plan
+        return plan
+
+    def renew(self, site: str) -> AgentPlan:
+        """Send ``site`` its schedule again (same start, steps and expiry), or a heartbeat when it has none
+        in force."""
+        now = self.clock()
+        with self._plans_lock:
+            plan = self.latest.get(site)
+        if plan is None or plan.expires <= now or not (plan.pcc_kw or plan.import_price):
+            return self.publish(site)
+        return self.publish(
+            site,
+            start_ns=plan.start,
+            step_s=plan.step_s,
+            pcc_kw=plan.pcc_kw,
+            import_price=plan.import_price,
+            export_price=plan.export_price,
+            lifetime_ns=plan.expires - now,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,7 +194,10 @@ class ControlCentre:
         clock: Clock | None = None,
         settings: CentreSettings | None = None,
         controllers: Sequence[Controller] = (),
+        agents: Mapping[str, DeviceCredential] | None = None,
     ) -> None:
+        """``agents``: microgrid → its edge agent's public key (``edge-public.json``); reports of others
+        are rejected."""
         self.scenario, self.historian, self.bus = scenario, historian, bus
         self.net = scenario.network
         self.clock: Clock = clock or SimClock()
@@ -186,6 +268,15 @@ class ControlCentre:
         self._presence: dict[str, Presence] = {}
         self._presence_decoder = msgspec.json.Decoder(Presence)
         bus.subscribe("gridmesh/v1/+/+/state", self._presence_changed)
+        # Edge agents and distributed coordination.
+        self.plans = RenewingPublisher(bus, keyring.command_secret, clock=self.clock.now_ns)
+        self.agents = AgentStates(agents or {}, on_report=self._agent_report)
+        bus.subscribe(agent_topic("+", STATE), self.agents.handle_state)
+        bus.subscribe(agent_topic("+", REPORT), self.agents.handle_reports)
+        self.coordination = CoordinationDesk(
+            scenario, publisher=self.plans, clock=self.clock.now
+        )
+        self._next_heartbeat_ns = 0
 
     # -- live data ------------------------------------------------------------------------------------
     def _accepted(self, rows: ReadingRows) -> None:
@@ -254,6 +345,37 @@ class ControlCentre:
         recent = device in seen and now - seen[device] < 3 * self._periods[device] * NS_PER_S
         return recent and (flag is None or flag.online) and (gateway is None or gateway.online)
 
+    def _agent_report(self, report: AgentReport) -> None:
+        """A verified agent report as an event; a change to fallback or islanded is a warning."""
+        detail = report.detail
+        if report.kind == "mode":
+            reason = f" ({detail['reason']})" if detail.get("reason") else ""
+            message = f"edge agent of {report.site}: {detail.get('from') or 'start'} → {report.mode}{reason}"
+        else:
+            message = f"edge agent of {report.site}: {report.kind} report ({report.mode})"
+        warn = report.kind == "mode" and report.mode != AgentMode.CONNECTED
+        data = {"seq": report.seq, "mode": report.mode, "detail": dict(detail), "values": dict(report.values)}
+        self.historian.write_events(
+            [
+                StoredEvent(
+                    report.ts,
+                    f"agent.{report.kind}",
+                    agent_id(report.site),
+                    message,
+                    "warning" if warn else "info",
+                    data,
+                )
+            ]
+        )
+
+    def renew_plans(self, now_ns: int) -> None:
+        """Every :data:`HEARTBEAT` of simulated time, each agent site's plan again (or a heartbeat)."""
+        if now_ns < self._next_heartbeat_ns:
+            return
+        self._next_heartbeat_ns = now_ns + int(HEARTBEAT.total_seconds() * NS_PER_S)
+        for site in self.agents.agents:
+            self.plans.renew(site)
+
     def _alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
         self.historian.write_events([c.to_event() for c in changes])
         for change in changes:
@@ -319,6 +441,7 @@ class ControlCentre:
             self.cycles += 1
             self.cycle_ms = [*self.cycle_ms[-999:], cycle_ms]
         self.alarm_engine.evaluate(now_ns, self._observed(estimate))
+        self.renew_plans(now_ns)
         if self.live_control is not None:
             decision = self.live_control.tick(self.clock.now())
             if decision is not None and (decision.failed or decision.refusals):
@@ -563,6 +686,81 @@ class ControlCentre:
         )
         return next(event_view(*e) for e in dr.events() if e[0].event_id == event_id)
 
+    def microgrids(self) -> list[MicrogridView]:
+        states = self.agents.states()
+        with self._lock:
+            state = self._state
+        summaries = {s.site: s for s in state.sites} if state is not None else {}
+        views = []
+        for site in self.net.sites.values():
+            if site.level is not SiteLevel.MICROGRID or not site.pcc:
+                continue
+            agent, summary = states.get(site.id), summaries.get(site.id)
+            mode = agent.mode if agent is not None and agent.mode in tuple(AgentMode) else ""
+            views.append(
+                MicrogridView(
+                    site=site.id,
+                    name=site.name or site.id,
+                    agent_online=agent is not None and agent.online,
+                    mode=mode,  # checked against AgentMode above
+                    reason=agent.reason if agent is not None else "",
+                    since=utc(agent.since) if agent is not None and agent.since else None,
+                    plan_seq=agent.plan_seq if agent is not None else 0,
+                    import_kw=summary.import_kw if summary is not None else None,
+                    islanded=summary.islanded if summary is not None else None,
+                )
+            )
+        return views
+
+    def coordination_runs(self) -> list[CoordinationRunView]:
+        return [run_view(r) for r in self.coordination.runs()]
+
+    def start_coordination(self, day: date | None, user: str) -> CoordinationRunView:
+        run = self.coordination.start(day or self.clock.now().date(), user)
+        self.historian.write_events(
+            [
+                StoredEvent(
+                    self.clock.now_ns(),
+                    "coordination.started",
+                    run.id,
+                    f"{user} started day-ahead coordination {run.id} for {run.day.isoformat()}",
+                    data={"user": user, "day": run.day.isoformat()},
+                )
+            ]
+        )
+        return run_view(run)
+
+    def vpp_sites(self) -> list[VppSiteView]:
+        sites = self.net.sites
+        return [
+            VppSiteView(id=v, name=sites[v].name or v, members=list(sites[v].members))
+            for v in self.coordination.vpp_sites()
+        ]
+
+    def vpp_envelope(self, site: str, day: date | None) -> VppEnvelopeView:
+        if site not in self.coordination.vpp_sites():
+            raise NotFound(f"unknown VPP {site!r}", "list the VPPs with GET /api/v1/vpp")
+        chosen = day or self.clock.now().date()
+        try:
+            document = self.coordination.envelope(site, chosen)
+        except ProfileError as exc:
+            raise NotFound(f"no profiles for {chosen.isoformat()}: {exc}", "ask for a day the profiles cover") from exc
+        intervals = document["intervals"]
+        return VppEnvelopeView(
+            site=site,
+            owner=document["owner"],
+            day=chosen,
+            dt_h=document["dt_h"],
+            time=intervals["time"],
+            up_kw=intervals["up_kw"],
+            down_kw=intervals["down_kw"],
+            energy_up_kwh=intervals["energy_up_kwh"],
+            energy_down_kwh=intervals["energy_down_kwh"],
+            limited_by=intervals["limited_by"],
+            storage=document["storage"],
+            seconds=document["seconds"],
+        )
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
 
@@ -571,3 +769,37 @@ class ControlCentre:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+
+def run_view(run: CoordinationRun) -> CoordinationRunView:
+    """The API's view of a coordination run (the running one: its rounds so far)."""
+    rounds = list(run.rounds)
+    return CoordinationRunView(
+        id=run.id,
+        state=run.state,
+        day=run.day,
+        requested_by=run.requested_by,
+        started=run.started,
+        finished=run.finished,
+        agents=list(run.agents),
+        iterations=len(rounds),
+        residuals=[
+            ResidualView(
+                iteration=r.iteration,
+                primal=r.primal,
+                dual=r.dual,
+                eps_primal=r.eps_primal,
+                eps_dual=r.eps_dual,
+                rho=r.rho,
+            )
+            for r in rounds
+        ],
+        converged=run.converged,
+        objective_eur=run.objective_eur,
+        centralised_eur=run.centralised_eur,
+        gap=run.gap,
+        price_eur_per_kw=run.price_eur_per_kw,
+        pcc_kw=run.pcc_kw,
+        plans_sent=list(run.plans_sent),
+        error=run.error,
+    )

@@ -7,8 +7,9 @@ residuals for the dashboard, solves the same case centralised for the gap, and s
 edge agent its PCC schedule (a signed plan, :class:`~gridmesh.services.edge_link.PlanPublisher`). One run
 at a time; a second request while one runs is refused with the reason.
 
-The VPP envelope of a day (:mod:`gridmesh.optim.vpp_envelope`) is computed the same way, on demand, and
-kept per day.
+Days are read from the profiles as the live grid reads them: a day outside the profiles at the same date
+of the profiles' year; the plans sent keep the real day. The VPP envelope of a day
+(:mod:`gridmesh.optim.vpp_envelope`) is computed the same way, on demand, and kept per day.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gridmesh.optim.admm import AdmmResult, AdmmSettings, Residuals, solve_admm
 from gridmesh.optim.coordination_case import CoordinationCase, demo_case, solve_centralised
 from gridmesh.optim.vpp_envelope import vpp_envelope
 from gridmesh.services.edge_link import PlanPublisher
+from gridmesh.sim.profiles_at import in_profile_year
 from gridmesh.sim.twin import StudyTwin
 from gridmesh.sim.vpp_study import envelope_document, vpp_case, vpp_sites
 
@@ -66,9 +68,14 @@ class CoordinationRun:
         return (self.objective_eur - self.centralised_eur) / abs(self.centralised_eur)
 
 
+def profile_day(scenario: Scenario, day: date) -> datetime:
+    """Midnight of ``day`` in the profiles (a live day is read at the same date of the profiles' year)."""
+    return in_profile_year(scenario.profiles, datetime.combine(day, datetime.min.time()))
+
+
 def day_case(scenario: Scenario, day: date) -> CoordinationCase:
     """The microgrids and feeder of ``day`` at hourly resolution, from the scenario's profiles."""
-    twin = StudyTwin(scenario.with_time(start=datetime.combine(day, datetime.min.time()), days=1))
+    twin = StudyTwin(scenario.with_time(start=profile_day(scenario, day), days=1))
     window, _ = twin.window(0, twin.steps)
     return demo_case(window, twin.engine)
 
@@ -158,7 +165,7 @@ class CoordinationDesk:
         if cached is not None:
             return cached
         started = time.perf_counter()
-        case = vpp_case(self.scenario, site=chosen, day=datetime.combine(day, datetime.min.time()))
+        case = vpp_case(self.scenario, site=chosen, day=profile_day(self.scenario, day))
         document = envelope_document(case, vpp_envelope(case.fleet))
         document["seconds"] = time.perf_counter() - started
         with self._lock:

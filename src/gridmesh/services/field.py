@@ -59,7 +59,7 @@ import numpy as np
 from gridmesh.model.scenario import Scenario
 from gridmesh.physics.protection import ProtectionResponse, ProtectionSettings
 from gridmesh.physics.short_circuit import Fault
-from gridmesh.security.keys import DeviceSecret, FieldKeyring
+from gridmesh.security.keys import DeviceCredential, DeviceSecret, FieldKeyring
 from gridmesh.security.signing import sign
 from gridmesh.services.bus import Bus, Message
 from gridmesh.services.field_commands import CommandDesk, FaultOrderDesk
@@ -156,8 +156,11 @@ class FieldSimulator:
         tick_s: float = TICK_S,
         protection: ProtectionSettings | None = None,
         exclude: Collection[str] = (),
+        agents: Mapping[str, DeviceCredential] | None = None,
     ) -> None:
-        """``exclude``: devices played by something else (a real device behind a gateway): not simulated."""
+        """``exclude``: devices played by something else (a real device behind a gateway): not simulated;
+        ``agents``: microgrid → its edge agent's public key: the devices of that site also obey commands
+        signed by it (``edge-public.json``)."""
         if not speed > 0 or not tick_s > 0 or not noise >= 0:
             raise ValueError(f"need speed > 0, tick_s > 0 and noise ≥ 0; got {speed}, {tick_s}, {noise}")
         period_of = {**DEFAULT_PERIODS, **(periods or {})}
@@ -179,7 +182,7 @@ class FieldSimulator:
         self.tables: dict[DeviceKind, KindTable] = kind_tables(scenario.network, self.grid.engine.index, devices)
         self.faults = FaultBook(self.grid, settings=protection)
         centre = keyring.centre_credential
-        self._desk = CommandDesk(self.grid, self.catalogue.devices, centre, interlock=self.faults)
+        self._desk = CommandDesk(self.grid, self.catalogue.devices, centre, interlock=self.faults, agents=agents)
         self._orders = FaultOrderDesk(self.faults, GATEWAY, centre, keyring.secrets.get(GATEWAY))
         self.seqs = SeqStore([*(d.id for d in devices), GATEWAY], data_dir)  # the gateway's answers last
         self._gateway_row = np.array([len(devices)], dtype=np.int64)

@@ -1,4 +1,5 @@
-"""Assemble the live platform: data folder, keys, tokens, historian, bus, centre, field simulator.
+"""Assemble the live platform: data folder, keys, tokens, historian, bus, centre, field simulator, and
+(``gridmesh run --edge-agents``) one edge agent per microgrid.
 
 ``gridmesh run`` puts everything in one process on the in-process bus and the embedded historian (no
 server needed); ``gridmesh centre`` and ``gridmesh field`` build one side each over an MQTT broker. The
@@ -19,15 +20,19 @@ from gridmesh.adapters.mqtt.bus import MqttBus
 from gridmesh.adapters.ocpp import FleetThread, SecurityProfile
 from gridmesh.adapters.openadr import VenFleet
 from gridmesh.control.controller import Controller
+from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
+from gridmesh.security.edge_keys import EdgeKeyring, agent_credentials, provision_edge_keys
 from gridmesh.security.keys import CentreKeyring, FieldKeyring, ensure_keyrings
 from gridmesh.services.bus import Bus, InProcessBus
 from gridmesh.services.centre import CentreSettings, ControlCentre
 from gridmesh.services.clock import SimClock
 from gridmesh.services.dr_service import DrService, DrSettings, start_vens
+from gridmesh.services.edge_agent import EdgeAgent
 from gridmesh.services.ev_service import EvService, EvSettings, start_stations
 from gridmesh.services.field import GATEWAY, FieldSimulator
 from gridmesh.services.historian.base import Historian
+from gridmesh.services.historian.embedded import EmbeddedHistorian
 from gridmesh.services.historian.open import open_historian
 from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
 
@@ -65,6 +70,8 @@ class Platform:
     sunspec: SunSpecGateway | None = None
     stations: FleetThread | None = None
     vens: VenFleet | None = None
+    agents: list[EdgeAgent] = dataclasses.field(default_factory=list)
+    agent_stores: list[Historian] = dataclasses.field(default_factory=list)  # each agent's local historian
     problems: list[str] = dataclasses.field(default_factory=list)  # services that could not start, with the reason
 
     def stop(self) -> None:
@@ -76,6 +83,8 @@ class Platform:
             self.sunspec.stop()
         if self.field is not None:
             self.field.stop()
+        for agent in self.agents:
+            agent.stop()
         if isinstance(self.bus, InProcessBus):
             self.bus.drain(timeout=10)
         if self.centre is not None:
@@ -83,6 +92,8 @@ class Platform:
         self.bus.close()
         if self.historian is not None:
             self.historian.close()
+        for store in self.agent_stores:
+            store.close()
 
 
 def start_centre(
@@ -105,10 +116,17 @@ def start_centre(
     ``problems`` (and logged): the rest of the centre runs without it."""
     historian = open_historian(historian_url or data / "historian.duckdb")
     _, centre_ring = keyrings(data, scenario, keys)
-    centre = ControlCentre(
-        scenario, historian, bus, centre_ring, clock=clock, settings=settings, controllers=controllers
-    )
     folder = keys or data / "keys"
+    centre = ControlCentre(
+        scenario,
+        historian,
+        bus,
+        centre_ring,
+        clock=clock,
+        settings=settings,
+        controllers=controllers,
+        agents=agent_credentials(folder),
+    )
     notes = problems if problems is not None else []
     if ev is not None and scenario.network.ev_chargers:
         try:
@@ -151,6 +169,7 @@ def start_field(
         start=start,
         data_dir=data,
         exclude={d.spec.id for d in real},
+        agents=agent_credentials(keys or data / "keys"),
     )
     simulator.start()
     gateway = None
@@ -158,6 +177,37 @@ def start_field(
         gateway = SunSpecGateway(real, bus, field_ring, data_dir=data / "sunspec")
         gateway.start()
     return simulator, gateway
+
+
+def agent_sites(scenario: Scenario) -> list[str]:
+    """The microgrids an edge agent can run: level-1 sites with a point of common coupling."""
+    return sorted(s.id for s in scenario.network.sites.values() if s.level is SiteLevel.MICROGRID and s.pcc)
+
+
+def provision_agents(scenario: Scenario, data: Path, keys: Path | None = None) -> dict[str, EdgeKeyring]:
+    """The device keys (first start) and an agent keyring per microgrid, before the centre and the field
+    start: both read the agents' public keys (``edge-public.json``) when they are built."""
+    keyrings(data, scenario, keys)
+    return provision_edge_keys(keys or data / "keys", catalogue_of(scenario.network), agent_sites(scenario))
+
+
+def start_edge_agents(
+    platform: Platform,
+    scenario: Scenario,
+    data: Path,
+    bus: Bus,
+    rings: dict[str, EdgeKeyring],
+    *,
+    clock: SimClock,
+) -> None:
+    """One edge agent per microgrid of ``rings`` on ``bus``, each with its local historian
+    ``<data>/edge-<site>.duckdb``; added to ``platform`` (which stops them)."""
+    for site, ring in rings.items():
+        store = EmbeddedHistorian(data / f"edge-{site}.duckdb")
+        platform.agent_stores.append(store)
+        agent = EdgeAgent(scenario, site, bus, ring, clock, store)
+        agent.start()
+        platform.agents.append(agent)
 
 
 def start_field_protocols(

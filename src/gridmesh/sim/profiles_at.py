@@ -35,12 +35,7 @@ class ProfilesAt:
         live run today follows the season and time of day), and past their end they repeat.
         """
         p = self.profiles
-        if not p.start <= when < p.end:
-            try:
-                when = when.replace(year=p.start.year)
-            except ValueError:  # 29 February into a profile year without it
-                when = when.replace(year=p.start.year, day=28)
-        return ((when - p.start) / p.resolution) % p.steps
+        return ((in_profile_year(p, when) - p.start) / p.resolution) % p.steps
 
     def values(self, when: datetime) -> ProfileWindow:
         """Element powers at ``when`` as a batch of one; the elements' own values without profiles."""
@@ -63,3 +58,14 @@ class ProfilesAt:
                 for name in ("load_p_kw", "load_q_kvar", "gen_p_kw", "gen_q_kvar")
             )
         )
+
+
+def in_profile_year(profiles: Profiles, when: datetime) -> datetime:
+    """``when`` itself inside the profiles; outside, the same date and time of the profiles' year (29 February
+    becomes the 28th in a year without it): how a live grid today reads the typical year's profiles."""
+    if profiles.start <= when < profiles.end:
+        return when
+    try:
+        return when.replace(year=profiles.start.year)
+    except ValueError:
+        return when.replace(year=profiles.start.year, day=28)

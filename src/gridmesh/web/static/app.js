@@ -4,6 +4,7 @@
 import { Api, Unauthorized, connectStream, forgetToken, initialToken, saveToken } from "./api.js";
 import { drawChart } from "./charts.js";
 import { ControlPanel } from "./control.js";
+import { CoordinationPanel } from "./coordination.js";
 import { DrPanel } from "./dr.js";
 import { EvPanel } from "./ev.js";
 import { SelfHealingPanel } from "./flisr.js";
@@ -22,6 +23,7 @@ const ui = {
   control: new ControlPanel($("control"), showError),
   ev: new EvPanel($("ev-charging"), showError),
   dr: new DrPanel($("demand-response"), showError),
+  coordination: new CoordinationPanel($("coordination"), showError),
   siteNames: new Map(),
   substation: { t: [], value: [] },
   deviceSeries: null,
@@ -43,6 +45,7 @@ function askForToken(message = "") {
   ui.control.stop();
   ui.ev.stop();
   ui.dr.stop();
+  ui.coordination.stop();
   setConnection("refused", "signed out");
   $("token-error").textContent = message;
   $("token-input").value = "";
@@ -204,6 +207,7 @@ async function start(token) {
   ui.control.start(api);
   ui.ev.start(api);
   ui.dr.start(api, network, canOperate);
+  ui.coordination.start(api, canOperate);
 
   const state = await api.get("/api/v1/state").catch((e) => { if (e.status === 503) return null; throw e; });
   if (state) ui.gridTime = Date.parse(state.time);
