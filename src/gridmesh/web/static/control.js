@@ -3,7 +3,7 @@
 // The cycle acts every 15 simulated minutes, so polling the REST API every few seconds is plenty.
 
 import { escapeHtml } from "./network.js";
-import { timeOf } from "./panels.js";
+import { PollingPanel, timeOf } from "./panels.js";
 
 const POLL_MS = 5000;
 const STEPS = 8;
@@ -37,39 +37,14 @@ function refusals(step) {
 }
 
 /** The panel; `api` is set on sign-in. */
-export class ControlPanel {
+export class ControlPanel extends PollingPanel {
   constructor(root, onError) {
-    this.root = root;
-    this.onError = onError;
-    this.api = null;
-    this.poller = null;
-    this.loads = 0;
-    this.el = (name) => root.querySelector(`[data-part="${name}"]`);
+    super(root, onError);
   }
 
-  start(api) {
-    this.api = api;
-    if (this.poller === null) this.poller = setInterval(() => this.refresh(), POLL_MS);
-    this.refresh();
-  }
+  start(api) { this.poll(api, POLL_MS); }
 
-  stop() {
-    clearInterval(this.poller);
-    this.poller = null;
-    this.api = null;
-    this.loads += 1;
-  }
-
-  async refresh() {
-    if (!this.api) return;
-    const load = ++this.loads;
-    try {
-      const control = await this.api.get("/api/v1/control", { limit: STEPS });
-      if (load === this.loads) this.render(control);
-    } catch (e) {
-      this.onError(e);
-    }
-  }
+  fetch(api) { return api.get("/api/v1/control", { limit: STEPS }); }
 
   render(control) {
     this.el("controllers").textContent = control.enabled

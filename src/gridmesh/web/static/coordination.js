@@ -4,7 +4,7 @@
 
 import { drawChart } from "./charts.js";
 import { escapeHtml } from "./network.js";
-import { timeOf } from "./panels.js";
+import { PollingPanel, timeOf } from "./panels.js";
 
 const POLL_MS = 5000;
 const RUNNING_POLL_MS = 1000;
@@ -20,59 +20,28 @@ function scientific(value) {
 }
 
 /** The panel; `api` is set on sign-in, `onError(e)` handles failures that belong to no button. */
-export class CoordinationPanel {
+export class CoordinationPanel extends PollingPanel {
   constructor(root, onError) {
-    this.root = root;
-    this.onError = onError;
-    this.api = null;
-    this.poller = null;
-    this.loads = 0;
+    super(root, onError);
     this.envelopeKey = "";
-    this.el = (name) => root.querySelector(`[data-part="${name}"]`);
     this.el("run").addEventListener("click", () => this.startRun());
     this.el("vpp").addEventListener("change", () => this.loadEnvelope());
   }
 
   start(api, canOperate) {
-    this.api = api;
     this.el("run").hidden = !canOperate;
     this.el("viewer-note").hidden = canOperate;
     this.envelopeKey = "";
-    this.schedule(POLL_MS);
-    this.refresh();
+    this.poll(api, POLL_MS);
     this.loadVpps();
   }
 
-  stop() {
-    clearInterval(this.poller);
-    this.poller = null;
-    this.api = null;
-    this.loads += 1;
-  }
+  fetch(api) { return Promise.all([api.get("/api/v1/microgrids"), api.get("/api/v1/coordination")]); }
 
-  schedule(ms) {
-    if (this.pollMs === ms && this.poller !== null) return;
-    clearInterval(this.poller);
-    this.pollMs = ms;
-    this.poller = setInterval(() => this.refresh(), ms);
-  }
-
-  say(part, text) { this.el(part).textContent = text; }
-
-  async refresh() {
-    if (!this.api) return;
-    const load = ++this.loads;
-    try {
-      const [microgrids, runs] = await Promise.all([
-        this.api.get("/api/v1/microgrids"), this.api.get("/api/v1/coordination"),
-      ]);
-      if (load !== this.loads) return;
-      this.renderAgents(microgrids);
-      this.renderRun(runs[0] ?? null);
-      this.schedule(runs[0]?.state === "running" ? RUNNING_POLL_MS : POLL_MS);
-    } catch (e) {
-      this.onError(e);
-    }
+  render([microgrids, runs]) {
+    this.renderAgents(microgrids);
+    this.renderRun(runs[0] ?? null);
+    this.every(runs[0]?.state === "running" ? RUNNING_POLL_MS : POLL_MS);
   }
 
   renderAgents(microgrids) {

@@ -3,7 +3,7 @@
 // Event times are wall-clock (OpenADR runs on the wall clock, whatever the platform's speed).
 
 import { escapeHtml } from "./network.js";
-import { timeOf } from "./panels.js";
+import { PollingPanel, timeOf } from "./panels.js";
 
 const POLL_MS = 5000;
 
@@ -18,15 +18,10 @@ function opts(event) {
 }
 
 /** The panel; `api` is set on sign-in, `onError(e)` handles failures that belong to no button. */
-export class DrPanel {
+export class DrPanel extends PollingPanel {
   constructor(root, onError) {
-    this.root = root;
-    this.onError = onError;
-    this.api = null;
+    super(root, onError);
     this.canOperate = false;
-    this.poller = null;
-    this.loads = 0;
-    this.el = (name) => root.querySelector(`[data-part="${name}"]`);
     this.el("events").addEventListener("click", (e) => {
       const button = e.target.closest("button[data-cancel]");
       if (button) this.cancel(button.dataset.cancel, button);
@@ -41,33 +36,12 @@ export class DrPanel {
     this.el("site").replaceChildren(...sites.map((s) => new Option(s.name, s.id)));
     this.el("form").hidden = !canOperate;
     this.el("viewer-note").hidden = canOperate;
-    if (this.poller === null) this.poller = setInterval(() => this.refresh(), POLL_MS);
-    this.refresh();
+    this.poll(api, POLL_MS);
   }
 
-  stop() {
-    clearInterval(this.poller);
-    this.poller = null;
-    this.api = null;
-    this.loads += 1;
-  }
+  fetch(api) { return Promise.all([api.get("/api/v1/dr/events"), api.get("/api/v1/dr/results")]); }
 
-  say(part, text) { this.el(part).textContent = text; }
-
-  async refresh() {
-    if (!this.api) return;
-    const load = ++this.loads;
-    try {
-      const [events, results] = await Promise.all([
-        this.api.get("/api/v1/dr/events"), this.api.get("/api/v1/dr/results"),
-      ]);
-      if (load === this.loads) this.render(events, results);
-    } catch (e) {
-      this.onError(e);
-    }
-  }
-
-  render(events, results) {
+  render([events, results]) {
     const active = events.filter((e) => e.status === "active").length;
     this.say("count", `${events.length} event${events.length === 1 ? "" : "s"} · ${active} active`);
     const newest = [...events].reverse();

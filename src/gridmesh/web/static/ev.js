@@ -2,7 +2,7 @@
 // charging set), the sessions, and the outcome of the latest smart-charging pushes. Polled over REST.
 
 import { escapeHtml } from "./network.js";
-import { timeOf } from "./panels.js";
+import { PollingPanel, timeOf } from "./panels.js";
 
 const POLL_MS = 5000;
 
@@ -26,45 +26,21 @@ function pushSummary(push) {
 }
 
 /** The panel; `api` is set on sign-in. */
-export class EvPanel {
+export class EvPanel extends PollingPanel {
   constructor(root, onError) {
-    this.root = root;
-    this.onError = onError;
-    this.api = null;
-    this.poller = null;
-    this.loads = 0;
-    this.el = (name) => root.querySelector(`[data-part="${name}"]`);
+    super(root, onError);
   }
 
-  start(api) {
-    this.api = api;
-    if (this.poller === null) this.poller = setInterval(() => this.refresh(), POLL_MS);
-    this.refresh();
+  start(api) { this.poll(api, POLL_MS); }
+
+  fetch(api) {
+    return Promise.all([
+      api.get("/api/v1/ev/chargers"), api.get("/api/v1/ev/sessions", { limit: 20 }), api.get("/api/v1/ev/pushes", { limit: 1 }),
+    ]);
   }
 
-  stop() {
-    clearInterval(this.poller);
-    this.poller = null;
-    this.api = null;
-    this.loads += 1;
-  }
-
-  async refresh() {
-    if (!this.api) return;
-    const load = ++this.loads;
-    try {
-      const [chargers, sessions, pushes] = await Promise.all([
-        this.api.get("/api/v1/ev/chargers"),
-        this.api.get("/api/v1/ev/sessions", { limit: 20 }),
-        this.api.get("/api/v1/ev/pushes", { limit: 1 }),
-      ]);
-      if (load === this.loads) this.render(chargers, sessions, pushes[0]);
-    } catch (e) {
-      this.onError(e);
-    }
-  }
-
-  render(chargers, sessions, push) {
+  render([chargers, sessions, pushes]) {
+    const push = pushes[0];
     const online = chargers.filter((c) => c.connected).length;
     this.el("summary").textContent = chargers.length
       ? `${online} of ${chargers.length} connected · ${kw(chargers.reduce((a, c) => a + c.power_kw, 0))} now`

@@ -88,3 +88,55 @@ export class AlarmTable {
     }).join("");
   }
 }
+
+/**
+ * A panel that polls the REST API while signed in. Subclasses give `fetch(api)` (a promise of the data) and
+ * `render(data)`; an answer overtaken by a newer load or by sign-out is dropped, errors go to `onError`.
+ */
+export class PollingPanel {
+  constructor(root, onError) {
+    this.root = root;
+    this.onError = onError;
+    this.api = null;
+    this.poller = null;
+    this.pollMs = null;
+    this.loads = 0;
+    this.el = (name) => root.querySelector(`[data-part="${name}"]`);
+  }
+
+  /** Start polling with `api` every `ms` milliseconds, and load now. */
+  poll(api, ms) {
+    this.api = api;
+    this.every(ms);
+    this.refresh();
+  }
+
+  /** Poll every `ms` from now on (no change when already so). */
+  every(ms) {
+    if (this.pollMs === ms && this.poller !== null) return;
+    clearInterval(this.poller);
+    this.pollMs = ms;
+    this.poller = setInterval(() => this.refresh(), ms);
+  }
+
+  stop() {
+    clearInterval(this.poller);
+    this.poller = null;
+    this.pollMs = null;
+    this.api = null;
+    this.loads += 1; // drop the answer of a load in flight
+  }
+
+  say(part, text) { this.el(part).textContent = text; }
+
+  async refresh() {
+    if (!this.api) return;
+    const load = ++this.loads;
+    try {
+      const data = await this.fetch(this.api);
+      if (load === this.loads) this.render(data);
+    } catch (e) {
+      this.onError(e);
+    }
+  }
+}
