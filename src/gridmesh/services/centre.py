@@ -65,7 +65,7 @@ from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
 from gridmesh.physics.estimation import Estimate, StateEstimator
 from gridmesh.security.edge_keys import agent_id
-from gridmesh.security.keys import CentreKeyring, DeviceCredential, DeviceSecret
+from gridmesh.security.keys import CentreKeyring, DeviceCredential
 from gridmesh.services.alarms import AlarmChange, AlarmEngine, AlarmSettings, ObservedState
 from gridmesh.services.bus import Bus, Message
 from gridmesh.services.centre_views import (
@@ -84,11 +84,9 @@ from gridmesh.services.commands import CommandRecord, CommandService
 from gridmesh.services.coordination_desk import CoordinationDesk, CoordinationRun
 from gridmesh.services.dr_service import DrService, event_view, result_view
 from gridmesh.services.edge_link import (
-    PLAN_LIFETIME_NS,
     REPORT,
     STATE,
     AgentMode,
-    AgentPlan,
     AgentReport,
     AgentStates,
     PlanPublisher,
@@ -119,58 +117,6 @@ SWITCH_OPENED = frozenset({"trip", "lockout"})
 SWITCH_CLOSED = frozenset({"reclose", "reclose-success"})
 SUBSCRIPTIONS = ("gridmesh/v1/+/+/telemetry", "gridmesh/v1/+/+/event")
 HEARTBEAT = timedelta(minutes=5)  # simulated time between the plans (or heartbeats) sent to each agent site
-
-
-class RenewingPublisher(PlanPublisher):
-    """A :class:`PlanPublisher` that remembers each site's latest plan, so that the periodic renewal
-    repeats the schedule in force (an agent takes the newest plan: a bare heartbeat would void it)."""
-
-    def __init__(self, bus: Bus, command_secret: DeviceSecret, *, clock: Callable[[], int]) -> None:
-        super().__init__(bus, command_secret, clock=clock)
-        self.latest: dict[str, AgentPlan] = {}
-        self._plans_lock = threading.Lock()
-
-    def publish(
-        self,
-        site: str,
-        *,
-        start_ns: int = 0,
-        step_s: float = 900.0,
-        pcc_kw: Sequence[float] = (),
-        import_price: Sequence[float] = (),
-        export_price: Sequence[float] = (),
-        lifetime_ns: int = PLAN_LIFETIME_NS,
-    ) -> AgentPlan:
-        plan = super().publish(
-            site,
-            start_ns=start_ns,
-            step_s=step_s,
-            pcc_kw=pcc_kw,
-            import_price=import_price,
-            export_price=export_price,
-            lifetime_ns=lifetime_ns,
-        )
-        with self._plans_lock:
-            self.latest[site] = plan
-        return plan
-
-    def renew(self, site: str) -> AgentPlan:
-        """Send ``site`` its schedule again (same start, steps and expiry), or a heartbeat when it has none
-        in force."""
-        now = self.clock()
-        with self._plans_lock:
-            plan = self.latest.get(site)
-        if plan is None or plan.expires <= now or not (plan.pcc_kw or plan.import_price):
-            return self.publish(site)
-        return self.publish(
-            site,
-            start_ns=plan.start,
-            step_s=plan.step_s,
-            pcc_kw=plan.pcc_kw,
-            import_price=plan.import_price,
-            export_price=plan.export_price,
-            lifetime_ns=plan.expires - now,
-        )
 
 
 @dataclass(frozen=True)
@@ -269,7 +215,7 @@ class ControlCentre:
         self._presence_decoder = msgspec.json.Decoder(Presence)
         bus.subscribe("gridmesh/v1/+/+/state", self._presence_changed)
         # Edge agents and distributed coordination.
-        self.plans = RenewingPublisher(bus, keyring.command_secret, clock=self.clock.now_ns)
+        self.plans = PlanPublisher(bus, keyring.command_secret, clock=self.clock.now_ns)
         self.agents = AgentStates(agents or {}, on_report=self._agent_report)
         bus.subscribe(agent_topic("+", STATE), self.agents.handle_state)
         bus.subscribe(agent_topic("+", REPORT), self.agents.handle_reports)

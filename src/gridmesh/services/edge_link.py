@@ -121,11 +121,33 @@ def offline_state(site: str, ts_ns: int) -> tuple[str, bytes]:
 
 
 class PlanPublisher:
-    """The centre's side: signs and publishes plans (and heartbeats) to the agents."""
+    """The centre's side: signs and publishes plans (and heartbeats) to the agents, and remembers each site's
+    latest plan so that a periodic :meth:`renew` repeats the schedule in force (an agent takes the newest
+    plan: a bare heartbeat would void it)."""
 
     def __init__(self, bus: Bus, command_secret: DeviceSecret, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.bus, self.secret, self.clock = bus, command_secret, clock
         self._seq = itertools.count(time.time_ns() // 1_000)
+        self.latest: dict[str, AgentPlan] = {}
+        self._lock = threading.Lock()
+
+    def renew(self, site: str) -> AgentPlan:
+        """Send ``site`` its schedule again (same start, steps and expiry), or a heartbeat when it has none
+        in force."""
+        now = self.clock()
+        with self._lock:
+            plan = self.latest.get(site)
+        if plan is None or plan.expires <= now or not (plan.pcc_kw or plan.import_price):
+            return self.publish(site)
+        return self.publish(
+            site,
+            start_ns=plan.start,
+            step_s=plan.step_s,
+            pcc_kw=plan.pcc_kw,
+            import_price=plan.import_price,
+            export_price=plan.export_price,
+            lifetime_ns=plan.expires - now,
+        )
 
     def publish(
         self,
@@ -156,6 +178,8 @@ class PlanPublisher:
             raise ValueError(problem)
         signed = sign_link(plan, self.secret)
         self.bus.publish(agent_topic(site, PLAN), msgspec.json.encode(signed), retain=True)
+        with self._lock:
+            self.latest[site] = signed
         return signed
 
 
