@@ -34,6 +34,7 @@ from gridmesh.security.keys import (
     algorithm_of,
     b64,
     check_key,
+    device_keys,
     new_secret,
     read_document,
     unb64,
@@ -85,14 +86,7 @@ class EdgeKeyring:
         site = document.get("site")
         if not isinstance(site, str) or not site:
             raise KeyringError(f"{path}: `site` must be the microgrid id")
-        credentials: dict[str, DeviceCredential] = {}
-        for device, entry in document["devices"].items():
-            where = f"{path}: {device}"
-            if not isinstance(entry, dict):
-                raise KeyringError(f"{where}: expected an object with `alg` and `key`")
-            credentials[device] = DeviceCredential(
-                device, algorithm_of(entry.get("alg"), where), unb64(entry.get("key"), where)
-            )
+        credentials = {d: DeviceCredential(d, alg, key) for d, (alg, key) in device_keys(document, "key", path).items()}
         secret = DeviceSecret(
             agent_id(site), KeyAlgorithm.ED25519, unb64(document.get("agent_secret"), f"{path}: agent_secret")
         )

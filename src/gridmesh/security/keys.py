@@ -152,6 +152,18 @@ def write_private(path: Path, document: Mapping[str, Any]) -> None:
         raise
 
 
+def device_keys(document: Mapping[str, Any], value: str, path: Path) -> dict[str, tuple[KeyAlgorithm, bytes]]:
+    """Each device's algorithm and key bytes from a keyring document's ``devices`` (``value``: the entry's
+    ``"key"`` or ``"secret"``), every malformed entry named."""
+    out: dict[str, tuple[KeyAlgorithm, bytes]] = {}
+    for device, entry in document["devices"].items():
+        where = f"{path}: {device}"
+        if not isinstance(entry, dict):
+            raise KeyringError(f"{where}: expected an object with `alg` and `{value}`")
+        out[device] = (algorithm_of(entry.get("alg"), where), unb64(entry.get(value), where))
+    return out
+
+
 def read_document(path: Path, kind: str) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -181,14 +193,9 @@ class FieldKeyring:
     @classmethod
     def load(cls, path: Path) -> FieldKeyring:
         document = read_document(path, "field")
-        device_secrets: dict[str, DeviceSecret] = {}
-        for device, entry in document["devices"].items():
-            where = f"{path}: {device}"
-            if not isinstance(entry, dict):
-                raise KeyringError(f"{where}: expected an object with `alg` and `secret`")
-            device_secrets[device] = DeviceSecret(
-                device, algorithm_of(entry.get("alg"), where), unb64(entry.get("secret"), where)
-            )
+        device_secrets = {
+            d: DeviceSecret(d, alg, key) for d, (alg, key) in device_keys(document, "secret", path).items()
+        }
         centre_public = unb64(document.get("centre_public"), f"{path}: centre_public")
         check_key(CENTRE, KeyAlgorithm.ED25519, centre_public, "public key")
         return cls(device_secrets, centre_public)
@@ -214,14 +221,7 @@ class CentreKeyring:
     @classmethod
     def load(cls, path: Path) -> CentreKeyring:
         document = read_document(path, "centre")
-        credentials: dict[str, DeviceCredential] = {}
-        for device, entry in document["devices"].items():
-            where = f"{path}: {device}"
-            if not isinstance(entry, dict):
-                raise KeyringError(f"{where}: expected an object with `alg` and `key`")
-            credentials[device] = DeviceCredential(
-                device, algorithm_of(entry.get("alg"), where), unb64(entry.get("key"), where)
-            )
+        credentials = {d: DeviceCredential(d, alg, key) for d, (alg, key) in device_keys(document, "key", path).items()}
         where = f"{path}: command_secret"
         command = DeviceSecret(CENTRE, KeyAlgorithm.ED25519, unb64(document.get("command_secret"), where))
         return cls(credentials, command)
