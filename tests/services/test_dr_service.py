@@ -87,13 +87,19 @@ def test_an_event_is_opted_in_sheds_and_is_measured(rig: Rig, scenario: Scenario
     wait_for(lambda: rig.centre.dr_events()[0].opts["mg"] == "optIn", 15, "the VEN's opt-in")
     end = start + seconds * SECOND
     covered = pd.date_range(start, periods=seconds, freq="s")
-    wait_for(
-        lambda: covered.isin(rig.dr.vtn.readings("mg").index).all() and dt.datetime.now(dt.UTC) > end,
-        20,
-        "telemetry over the whole event",
-    )
+    shed_in_grid: list[float] = []
+
+    def stepped() -> bool:  # the field re-solves its present instant: only the shed can change its loads
+        rig.field.step(0.0)
+        assert rig.field.last_state is not None
+        shed_in_grid.append(base_kw - rig.demand.consumption_kw("mg"))
+        return bool(covered.isin(rig.dr.vtn.readings("mg").index).all() and dt.datetime.now(dt.UTC) > end)
+
+    wait_for(stepped, 20, "telemetry over the whole event")
     readings = rig.dr.vtn.readings("mg")
     assert readings[covered].tolist() == pytest.approx([base_kw - 2.0] * seconds)  # shed while active
+    assert max(shed_in_grid) == pytest.approx(2.0)  # the site's loads in the field's power flow answered
+    assert shed_in_grid[-1] == pytest.approx(0.0, abs=1e-9)  # and came back after the event
     assert readings[readings.index < start].to_numpy() == pytest.approx(base_kw)  # untouched before
 
     # The modelled "10 of 10" baseline by hand: the site's profile load at the same grid instant on the ten

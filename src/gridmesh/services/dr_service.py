@@ -58,6 +58,7 @@ from gridmesh.errors import GridmeshError
 from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
+from gridmesh.physics.powerflow import FloatArray
 from gridmesh.services.clock import Clock
 from gridmesh.services.field import FieldSimulator
 from gridmesh.sim.profiles_at import ProfilesAt
@@ -281,16 +282,39 @@ class DrService:
 
 # -- field side ---------------------------------------------------------------------------------------
 class SiteDemand:
-    """What each microgrid's VEN reports: the field's consumption at the site minus the active sheds."""
+    """How each microgrid answers its VEN's instructions, and what the VEN reports.
+
+    An active shed lowers the site's loads in the field's power flow (``field.load_shed``): the flexible
+    loads first, in proportion to what each may defer now, or in proportion to consumption where the site
+    has none; never below zero. The VEN reports the site's consumption from that power flow.
+    """
 
     def __init__(self, scenario: Scenario, field: FieldSimulator) -> None:
         self.field = field
         sites = resolve_sites(scenario.network)
-        loads = field.grid.engine.index.loads
-        bus = {k: scenario.network.loads[k].bus for k in loads}
-        self.masks = {s: np.array([bus[k] in sites[s].buses for k in loads], dtype=bool) for s in microgrids(scenario)}
+        loads = [scenario.network.loads[k] for k in field.grid.engine.index.loads]
+        self.masks = {s: np.array([x.bus in sites[s].buses for x in loads], dtype=bool) for s in microgrids(scenario)}
+        self._share = np.array([x.flexible_share for x in loads], dtype=np.float64)
         self._lock = threading.Lock()
         self._instructions: dict[str, dict[str, DrInstruction]] = {s: {} for s in self.masks}
+        field.load_shed = self.shed_per_load
+
+    def shed_per_load(self) -> FloatArray:
+        """kW to shed per load now (power-flow order), from the active instructions of every site."""
+        state = self.field.last_state
+        shed = np.zeros(self._share.size)
+        if state is None:
+            return shed
+        demand = np.maximum(state.load_p_kw + self.field.grid.load_shed_kw, 0.0)  # before the present shed
+        for site, mask in self.masks.items():
+            kw = self.shed_kw(site)
+            if kw <= 0:
+                continue
+            flexible = np.where(mask, demand * self._share, 0.0)
+            weight = flexible if flexible.sum() > 0 else np.where(mask, demand, 0.0)
+            if weight.sum() > 0:
+                shed += np.minimum(kw * weight / weight.sum(), demand)
+        return shed
 
     def on_instruction(self, instruction: DrInstruction) -> None:
         """Keep the latest word on each event (a cancellation replaces the acceptance)."""
@@ -308,7 +332,10 @@ class SiteDemand:
         return 0.0 if state is None else float(state.load_p_kw[self.masks[site]].sum())
 
     def load_kw(self, site: str) -> float:
-        return self.consumption_kw(site) - self.shed_kw(site)
+        """What the VEN reports: the site's consumption in the field's latest power flow, corrected by the
+        shed that changed since (the site's loads answer at once; the power flow follows at its next tick)."""
+        applied = float(self.field.grid.load_shed_kw[self.masks[site]].sum())
+        return self.consumption_kw(site) - (self.shed_kw(site) - applied)
 
 
 def start_vens(

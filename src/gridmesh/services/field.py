@@ -57,6 +57,7 @@ import msgspec
 import numpy as np
 
 from gridmesh.model.scenario import Scenario
+from gridmesh.physics.powerflow import FloatArray
 from gridmesh.physics.protection import ProtectionResponse, ProtectionSettings
 from gridmesh.physics.short_circuit import Fault
 from gridmesh.security.keys import DeviceCredential, DeviceSecret, FieldKeyring
@@ -202,6 +203,9 @@ class FieldSimulator:
         # Meters without supply from the outset never had power to speak; they start offline, silently.
         self._dark = ~self.grid.energized_bus[meters.bus] if meters is not None else np.zeros(0, dtype=bool)
         self.last_state: GridState | None = None  # the last tick's power flow (e.g. a site's load for its VEN)
+        # Consumption shed per load now (kW, power-flow order), asked before every power flow: how the
+        # sites' demand-response answers reach the grid (see services.dr_service.SiteDemand).
+        self.load_shed: Callable[[], FloatArray] | None = None
         self._pending: list[tuple[str, Command | None, str]] = []
         self._lock, self._tick_lock = threading.Lock(), threading.Lock()
         self._stop = threading.Event()
@@ -351,6 +355,8 @@ class FieldSimulator:
                 outbox.add(self._row[ack.device], "ack", ack)
             report.acks = len(outbox.messages) + len(answers)
             report.events += self._protection_events(outbox)
+            if self.load_shed is not None:
+                self.grid.load_shed_kw = self.load_shed()
             state = self.grid.advance(self.now, elapsed_s - previous)
             self.last_state = state
             report.failed = state.failed

@@ -69,6 +69,8 @@ class FieldGrid:
         self.battery_setpoint_kw: FloatArray = np.full(len(self.fleet), np.nan)  # NaN: idle (released)
         self.ev_cap_kw: FloatArray = np.full(len(self._chargers), np.nan)  # NaN: no cap
         self.gen_cap_kw: FloatArray = np.full(len(self._gens), np.nan)  # NaN: not curtailed
+        # Consumption shed per load (power-flow order), e.g. a site answering a demand-response event.
+        self.load_shed_kw: FloatArray = np.zeros(len(net.loads))
         self.ev_rating_kw = np.array([c.p_kw * c.connectors for c in self._chargers], dtype=np.float64)
         self.battery_rating_kw = np.array([b.p_kw for b in net.batteries.values()], dtype=np.float64)
         self.gen_rating_kw = np.array([g.p_kw for g in self._gens], dtype=np.float64)
@@ -143,9 +145,12 @@ class FieldGrid:
         ev_limit = np.where(np.isnan(self.ev_cap_kw), self.ev_rating_kw, self.ev_cap_kw)
         ev_kw = np.minimum(self._ev_demand_kw(when), ev_limit) * ev_live
         gen_kw = np.fmin(base.gen_p_kw[0], self.gen_cap_kw) * gen_live
+        demand = base.load_p_kw[0]
+        load_kw = np.where(demand > 0, np.clip(demand - self.load_shed_kw, 0.0, None), demand)
+        kept = np.divide(load_kw, demand, out=np.ones_like(demand), where=demand > 0)  # power factor held
         injections = Injections(
-            load_p_kw=(base.load_p_kw[0] * load_live)[None, :],
-            load_q_kvar=(base.load_q_kvar[0] * load_live)[None, :],
+            load_p_kw=(load_kw * load_live)[None, :],
+            load_q_kvar=(base.load_q_kvar[0] * kept * load_live)[None, :],
             gen_p_kw=gen_kw[None, :],
             gen_q_kvar=(base.gen_q_kvar[0] * gen_live)[None, :],
             ev_p_kw=ev_kw[None, :],
