@@ -19,7 +19,14 @@ from gridmesh.services.bus import InProcessBus
 from gridmesh.services.centre import ControlCentre
 from gridmesh.services.clock import SimClock
 from gridmesh.services.dr_service import DrSettings
-from gridmesh.services.ev_service import EvService, EvSettings, HistorianSink, start_stations, station_sessions
+from gridmesh.services.ev_service import (
+    EvService,
+    EvSettings,
+    HistorianSink,
+    start_stations,
+    station_power,
+    station_sessions,
+)
 from gridmesh.services.field import FieldSimulator
 from gridmesh.services.historian.embedded import EmbeddedHistorian
 from gridmesh.services.platform import Platform, start_centre, start_field, start_field_protocols
@@ -73,6 +80,8 @@ class Rig:
         self.stations = start_stations(
             scenario, self.ev.url, folder / "keys", speed=SPEED, start=datetime(2016, 6, 1, 12), sessions=plans
         )
+        # as the platform wires it: the field's power flow draws what the station charges
+        self.field.grid.ev_power = station_power(self.stations, self.field.grid.engine.index.ev_chargers)
 
     def close(self) -> None:
         self.stations.stop(drain_timeout_s=5)
@@ -106,6 +115,8 @@ def test_a_plan_is_pushed_accepted_and_obeyed(rig: Rig) -> None:
     assert push.shortfall_kwh == pytest.approx(100.0 - CAP_KW * 4, abs=1.0)  # less what was already charged
     # obeyed: the station's metered power (from the historian, as /api/v1/history shows it) is the cap
     wait_for(lambda: _last_watts(rig) == pytest.approx(CAP_KW * 1e3), 15, "the station to charge at the limit")
+    rig.field.step(0.0)  # the grid draws what the station charges: the smart-charging limit reaches the twin
+    assert rig.field.last_state is not None and rig.field.last_state.ev_p_kw.tolist() == pytest.approx([CAP_KW])
     (charger,) = rig.centre.ev_chargers()
     assert (charger.connected, charger.version, charger.site) == (True, "2.0.1", "mg")
     assert charger.power_kw == pytest.approx(CAP_KW) and charger.limit_kw == pytest.approx(CAP_KW)

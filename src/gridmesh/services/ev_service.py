@@ -62,6 +62,7 @@ from gridmesh.model.elements import EvCharger
 from gridmesh.model.scenario import Scenario
 from gridmesh.optim.ev_headroom import charger_groups, headroom_from_loading
 from gridmesh.optim.ev_schedule import ChargingProblem, schedule
+from gridmesh.physics.powerflow import FloatArray
 from gridmesh.services.clock import Clock
 from gridmesh.services.historian.base import Historian, ReadingRows, StoredEvent
 
@@ -494,6 +495,7 @@ __all__ = [
     "push_view",
     "session_view",
     "start_stations",
+    "station_power",
     "station_sessions",
 ]
 
@@ -552,3 +554,17 @@ def push_view(record: PushRecord) -> PushView:
         timeout=record.count(PushOutcome.TIMEOUT),
         wall_s=round(record.wall_s, 4),
     )
+
+
+def station_power(stations: FleetThread, chargers: Sequence[str]) -> Callable[[], FloatArray]:
+    """Each charger's present charging power (kW, in ``chargers``' order; NaN for a charger no station
+    plays): what the field's power flow draws at the charger while OCPP stations play it."""
+    by_id = {s.config.charger_id: s for s in stations.stations}
+    played = [by_id.get(c) for c in chargers]
+
+    def power() -> FloatArray:
+        return np.array(
+            [np.nan if s is None else sum(c.power_kw for c in s.connectors) for s in played], dtype=np.float64
+        )
+
+    return power

@@ -11,6 +11,7 @@ stop (anti-islanding), batteries idle, chargers pause, loads go dark.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,6 +72,9 @@ class FieldGrid:
         self.gen_cap_kw: FloatArray = np.full(len(self._gens), np.nan)  # NaN: not curtailed
         # Consumption shed per load (power-flow order), e.g. a site answering a demand-response event.
         self.load_shed_kw: FloatArray = np.zeros(len(net.loads))
+        # Present charging power per charger (power-flow order, NaN: use the seeded sessions) when the
+        # chargers are played by something else, e.g. the OCPP stations obeying the centre's smart charging.
+        self.ev_power: Callable[[], FloatArray] | None = None
         self.ev_rating_kw = np.array([c.p_kw * c.connectors for c in self._chargers], dtype=np.float64)
         self.battery_rating_kw = np.array([b.p_kw for b in net.batteries.values()], dtype=np.float64)
         self.gen_rating_kw = np.array([g.p_kw for g in self._gens], dtype=np.float64)
@@ -143,7 +147,11 @@ class FieldGrid:
             discharge, charge = self.fleet.limits_kw(1.0 / _SECONDS_PER_HOUR)
             battery_kw = np.clip(request, -charge, discharge)
         ev_limit = np.where(np.isnan(self.ev_cap_kw), self.ev_rating_kw, self.ev_cap_kw)
-        ev_kw = np.minimum(self._ev_demand_kw(when), ev_limit) * ev_live
+        demand = self._ev_demand_kw(when)
+        if self.ev_power is not None:  # chargers played elsewhere (OCPP stations) draw what they report
+            drawn = self.ev_power()
+            demand = np.where(np.isnan(drawn), demand, drawn)
+        ev_kw = np.minimum(demand, ev_limit) * ev_live
         gen_kw = np.fmin(base.gen_p_kw[0], self.gen_cap_kw) * gen_live
         demand = base.load_p_kw[0]
         load_kw = np.where(demand > 0, np.clip(demand - self.load_shed_kw, 0.0, None), demand)

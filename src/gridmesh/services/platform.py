@@ -29,7 +29,7 @@ from gridmesh.services.centre import CentreSettings, ControlCentre
 from gridmesh.services.clock import SimClock
 from gridmesh.services.dr_service import DrService, DrSettings, start_vens
 from gridmesh.services.edge_agent import EdgeAgent
-from gridmesh.services.ev_service import EvService, EvSettings, start_stations
+from gridmesh.services.ev_service import EvService, EvSettings, start_stations, station_power
 from gridmesh.services.field import GATEWAY, FieldSimulator
 from gridmesh.services.historian.base import Historian
 from gridmesh.services.historian.embedded import EmbeddedHistorian
@@ -232,6 +232,8 @@ def start_field_protocols(
             platform.stations = start_stations(
                 scenario, ocpp_url, folder, speed=clock.speed, start=clock.now(), profile=ocpp_profile
             )
+            chargers = platform.field.grid.engine.index.ev_chargers
+            platform.field.grid.ev_power = station_power(platform.stations, chargers)
         except Exception as exc:
             platform.problems.append(f"OCPP stations not started: {exc}")
     if vtn_url is not None and scenario.network.sites:
