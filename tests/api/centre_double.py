@@ -49,6 +49,8 @@ from gridmesh.api.ports import (
     SiteView,
     StateView,
     VenResultView,
+    VppDispatchRequest,
+    VppDispatchView,
     VppEnvelopeView,
     VppSiteView,
 )
@@ -496,6 +498,7 @@ class FakeCentre:
     run_list: list[CoordinationRunView] = field(default_factory=lambda: [sample_run()])
     coordination_requests: list[tuple[date | None, str]] = field(default_factory=list)
     envelope_requests: list[tuple[str, date | None]] = field(default_factory=list)
+    dispatches: list[tuple[str, str]] = field(default_factory=list)
 
     def network(self) -> NetworkView:
         return self.net
@@ -751,6 +754,27 @@ class FakeCentre:
             raise NotFound(f"unknown VPP {site!r}", "list the VPPs with GET /api/v1/vpp")
         self.envelope_requests.append((site, day))
         return sample_envelope(day or T0.date())
+
+    def vpp_dispatch(self, site: str, request: VppDispatchRequest, user: str) -> VppDispatchView:
+        """Like the centre: unknown VPP 404, one value per interval or 400; delivery = the clipped award."""
+        envelope = self.vpp_envelope(site, request.day)
+        if len(request.award_kw) != len(envelope.time):
+            raise CentreError(f"award_kw must be {len(envelope.time)} finite values", "one value per interval")
+        target = [
+            max(-d, min(u, a)) for a, u, d in zip(request.award_kw, envelope.up_kw, envelope.down_kw, strict=True)
+        ]
+        self.dispatches.append((site, user))
+        return VppDispatchView(
+            site=site,
+            day=envelope.day,
+            time=envelope.time,
+            award_kw=request.award_kw,
+            target_kw=target,
+            delivered_kw=target,
+            shortfall_kw=[a - t for a, t in zip(request.award_kw, target, strict=True)],
+            reason=["above up capability" if a > t else "" for a, t in zip(request.award_kw, target, strict=True)],
+            summary={"delivered_share": 1.0},
+        )
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self.listeners.append(listener)

@@ -48,6 +48,7 @@ EXPECTED_PATHS = {
     "/api/v1/coordination",
     "/api/v1/vpp",
     "/api/v1/vpp/{site}/envelope",
+    "/api/v1/vpp/{site}/dispatch",
 }
 
 
@@ -566,3 +567,21 @@ def test_coordination_run_needs_an_operator_and_one_at_a_time(
     again = client.post("/api/v1/coordination", headers=op)  # no body: the grid's current day
     assert again.status_code == 202 and centre.coordination_requests[-1] == (None, "test-operator")
     assert client.post("/api/v1/coordination", json={"day": "tomorrow"}, headers=op).status_code == 422
+
+
+def test_a_vpp_award_is_dispatched_by_an_operator_and_its_delivery_reported(
+    client: TestClient, tokens: dict[Role, str], centre: FakeCentre
+) -> None:
+    award = {"day": "2026-03-02", "award_kw": [100.0, 150.0, -50.0, 0.0]}
+    refused = client.post("/api/v1/vpp/vpp-1/dispatch", json=award, headers=bearer(tokens[Role.VIEWER]))
+    assert refused.status_code == 403 and centre.dispatches == []
+    op = bearer(tokens[Role.OPERATOR])
+    answer = client.post("/api/v1/vpp/vpp-1/dispatch", json=award, headers=op)
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert body["target_kw"] == [100.0, 110.0, -50.0, 0.0]  # 150 kW is beyond the 110 kW up capability
+    assert body["reason"][1] == "above up capability" and body["shortfall_kw"][1] == 40.0
+    assert centre.dispatches == [("vpp-1", "test-operator")]
+    short = client.post("/api/v1/vpp/vpp-1/dispatch", json={"award_kw": [1.0]}, headers=op)
+    assert short.status_code == 400 and "4 finite values" in short.json()["error"]
+    assert client.post("/api/v1/vpp/vpp-9/dispatch", json=award, headers=op).status_code == 404

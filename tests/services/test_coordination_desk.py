@@ -68,13 +68,28 @@ def test_a_second_run_is_refused_while_one_is_in_progress(scenario: Scenario, mo
     assert desk.runs()[0].state == "done"
 
 
-def test_the_vpp_envelope_is_computed_once_per_day(scenario: Scenario) -> None:
+def test_the_vpp_envelope_and_an_award_delivered_through_the_twin(scenario: Scenario) -> None:
     desk = CoordinationDesk(scenario)
     assert desk.vpp_sites() == ["vpp"]
     envelope = desk.envelope(None, DAY)
-    assert envelope["site"] == "vpp" and len(envelope["intervals"]["time"]) == 96
-    assert min(envelope["intervals"]["down_kw"]) >= 0.0
-    assert desk.envelope("vpp", DAY) is envelope
+    intervals = envelope["intervals"]
+    assert envelope["site"] == "vpp" and len(intervals["time"]) == 96
+    assert min(intervals["down_kw"]) >= 0.0
+    # the small VPP: the microgrid's battery and a curtailable PV. Ask for half of its down capability at noon
+    # and for more than it can give up in the last interval of the day.
+    award = [0.0] * 96
+    noon = range(48, 52)
+    for t in noon:
+        award[t] = -0.5 * intervals["down_kw"][t]
+    award[95] = intervals["up_kw"][95] + 10.0
+    delivery = desk.dispatch("vpp", DAY, award)
+    assert delivery["intervals"]["target_kw"][95] == pytest.approx(intervals["up_kw"][95], abs=1e-3)
+    assert delivery["intervals"]["reason"][95] != ""  # clipped, with the reason
+    for t in noon:  # delivered, as the full power flow measures it at the VPP's connection
+        assert delivery["intervals"]["delivered_kw"][t] == pytest.approx(award[t], rel=0.05, abs=0.05)
+    assert delivery["summary"]["clipped_intervals"] >= 1
+    with pytest.raises(ValueError, match="96 finite values"):
+        desk.dispatch("vpp", DAY, [0.0] * 95)
 
 
 def test_a_live_day_is_read_from_the_same_date_of_the_profiles_year(scenario: Scenario) -> None:

@@ -424,6 +424,28 @@ class VppEnvelopeView(View):
     seconds: float = Field(description="computation time the first time it was asked for")
 
 
+class VppDispatchRequest(BaseModel):
+    """An aggregate award for a VPP over one day: kW per interval (positive: more export or less import)."""
+
+    day: date | None = Field(None, description="default: the grid's current day")
+    award_kw: list[float] = Field(description="one value per interval of the day (96 at 15 minutes)")
+
+
+class VppDispatchView(View):
+    """An award disaggregated to the VPP's assets at least cost and run through the day's twin: what is
+    delivered against the award per interval (clipped to the envelope, with the reason) and in total."""
+
+    site: str
+    day: date
+    time: list[str]
+    award_kw: list[float]
+    target_kw: list[float] = Field(description="the award clipped to the envelope")
+    delivered_kw: list[float] = Field(description="measured at the VPP's connection points by the full power flow")
+    shortfall_kw: list[float]
+    reason: list[str]
+    summary: dict[str, float] = Field(description="delivered share, errors, clipped energy, cost, network check")
+
+
 Pushed = StateView | AlarmView | ReadingsView
 Listener = Callable[[Pushed], None]
 
@@ -529,6 +551,10 @@ class Centre(Protocol):
 
     def vpp_envelope(self, site: str, day: date | None) -> VppEnvelopeView:
         """:class:`NotFound` for an unknown VPP; may take a second the first time for a site and day."""
+        ...
+
+    def vpp_dispatch(self, site: str, request: VppDispatchRequest, user: str) -> VppDispatchView:
+        """Disaggregate an award and report its delivery; 404 for an unknown VPP, 400 for a malformed award."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

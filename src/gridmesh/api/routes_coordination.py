@@ -1,5 +1,5 @@
 """Distributed coordination: microgrid edge agents, day-ahead coordination runs (operator starts one) and
-the VPP's flexibility envelope (``docs/coordination.md``)."""
+the VPP's flexibility envelope and the delivery of an award (``docs/coordination.md``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from gridmesh.api.auth import CentreDep, Operator, Viewer
-from gridmesh.api.ports import CoordinationRequest, CoordinationRunView, MicrogridView, VppEnvelopeView, VppSiteView
+from gridmesh.api.ports import (
+    CoordinationRequest,
+    CoordinationRunView,
+    MicrogridView,
+    VppDispatchRequest,
+    VppDispatchView,
+    VppEnvelopeView,
+    VppSiteView,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["coordination"])
 SiteId = Annotated[str, Path(min_length=1)]
@@ -46,3 +54,10 @@ def get_envelope(
 ) -> VppEnvelopeView:
     """Computed on first request for a site and day (about a second), then kept. 404 for an unknown VPP."""
     return centre.vpp_envelope(site, day)
+
+
+@router.post("/vpp/{site}/dispatch", summary="Disaggregate an award to the VPP's assets and report its delivery")
+def dispatch(caller: Operator, centre: CentreDep, site: SiteId, body: VppDispatchRequest) -> VppDispatchView:
+    """The award is clipped to the envelope (with the reason per interval), allocated at least cost to the
+    assets of every owner, and run through the day's twin: delivery is measured by the full power flow."""
+    return centre.vpp_dispatch(site, body, caller.name)

@@ -55,11 +55,13 @@ from gridmesh.api.ports import (
     ResidualView,
     SeriesView,
     StateView,
+    VppDispatchRequest,
+    VppDispatchView,
     VppEnvelopeView,
     VppSiteView,
 )
 from gridmesh.control.controller import Controller
-from gridmesh.errors import CommandRefused, NotFound, NotReady, ProfileError
+from gridmesh.errors import CentreError, CommandRefused, NotFound, NotReady, ProfileError
 from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.scenario import Scenario
 from gridmesh.model.sites import resolve_sites
@@ -706,6 +708,31 @@ class ControlCentre:
             storage=document["storage"],
             seconds=document["seconds"],
         )
+
+    def vpp_dispatch(self, site: str, request: VppDispatchRequest, user: str) -> VppDispatchView:
+        if site not in self.coordination.vpp_sites():
+            raise NotFound(f"unknown VPP {site!r}", "list the VPPs with GET /api/v1/vpp")
+        chosen = request.day or self.clock.now().date()
+        try:
+            document = self.coordination.dispatch(site, chosen, request.award_kw)
+        except ProfileError as exc:
+            raise NotFound(f"no profiles for {chosen.isoformat()}: {exc}", "ask for a day the profiles cover") from exc
+        except ValueError as exc:
+            raise CentreError(str(exc), "send one award value per interval (GET …/envelope lists them)") from exc
+        summary = document["summary"]
+        self.historian.write_events(
+            [
+                StoredEvent(
+                    self.clock.now_ns(),
+                    "vpp.dispatch",
+                    site,
+                    f"award for {chosen.isoformat()}: {100 * summary['delivered_share']:.1f} % delivered",
+                    "info",
+                    {"user": user},
+                )
+            ]
+        )
+        return VppDispatchView(site=site, day=chosen, **document["intervals"], summary=summary)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)

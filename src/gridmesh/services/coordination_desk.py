@@ -8,8 +8,9 @@ edge agent its PCC schedule (a signed plan, :class:`~gridmesh.services.edge_link
 at a time; a second request while one runs is refused with the reason.
 
 Days are read from the profiles as the live grid reads them: a day outside the profiles at the same date
-of the profiles' year; the plans sent keep the real day. The VPP envelope of a day
-(:mod:`gridmesh.optim.vpp_envelope`) is computed the same way, on demand, and kept per day.
+of the profiles' year; the plans sent keep the real day. The VPP of a day (its twin and
+baseline) is built once per day: its envelope (:mod:`gridmesh.optim.vpp_envelope`) and the delivery of an award
+(disaggregated at least cost, run through the twin) are computed from it on demand.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -29,11 +30,12 @@ from gridmesh.errors import CommandRefused, GridmeshError
 from gridmesh.model.scenario import Scenario
 from gridmesh.optim.admm import AdmmResult, AdmmSettings, Residuals, solve_admm
 from gridmesh.optim.coordination_case import CoordinationCase, demo_case, solve_centralised
+from gridmesh.optim.vpp_disaggregate import disaggregate
 from gridmesh.optim.vpp_envelope import vpp_envelope
 from gridmesh.services.edge_link import PlanPublisher
 from gridmesh.sim.profiles_at import in_profile_year
 from gridmesh.sim.twin import StudyTwin
-from gridmesh.sim.vpp_study import envelope_document, vpp_case, vpp_sites
+from gridmesh.sim.vpp_study import VppCase, deliver, delivery_frame, envelope_document, vpp_case, vpp_sites
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class CoordinationDesk:
         self.scenario, self.publisher, self.clock, self.keep = scenario, publisher, clock, keep
         self.settings = settings or AdmmSettings()
         self._runs: list[CoordinationRun] = []
-        self._envelopes: dict[tuple[str, date], dict[str, Any]] = {}
+        self._cases: dict[tuple[str, date], VppCase] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._worker: threading.Thread | None = None
@@ -154,20 +156,39 @@ class CoordinationDesk:
     def vpp_sites(self) -> list[str]:
         return vpp_sites(self.scenario.network)
 
-    def envelope(self, site: str | None, day: date) -> dict[str, Any]:
-        """The VPP's envelope for ``day`` (computed once per site and day): per interval up/down capability,
-        the storage energy window and the cost curve (:func:`~gridmesh.sim.vpp_study.envelope_document`)."""
+    def _case(self, site: str | None, day: date) -> VppCase:
+        """The VPP ``site`` (default: the first) on ``day``, built once (a twin of the day and its baseline)."""
         sites = self.vpp_sites()
         chosen = site or (sites[0] if sites else "")
-        key = (chosen, day)
         with self._lock:
-            cached = self._envelopes.get(key)
-        if cached is not None:
-            return cached
+            case = self._cases.get((chosen, day))
+        if case is None:
+            case = vpp_case(self.scenario, site=chosen, day=profile_day(self.scenario, day))
+            with self._lock:
+                self._cases[(chosen, day)] = case
+        return case
+
+    def envelope(self, site: str | None, day: date) -> dict[str, Any]:
+        """The VPP's envelope for ``day``: per interval up/down capability, the storage energy window and the
+        cost curve (:func:`~gridmesh.sim.vpp_study.envelope_document`)."""
         started = time.perf_counter()
-        case = vpp_case(self.scenario, site=chosen, day=profile_day(self.scenario, day))
+        case = self._case(site, day)
         document = envelope_document(case, vpp_envelope(case.fleet))
         document["seconds"] = time.perf_counter() - started
-        with self._lock:
-            self._envelopes[key] = document
         return document
+
+    def dispatch(self, site: str | None, day: date, award_kw: Sequence[float]) -> dict[str, Any]:
+        """Disaggregate an award (kW per interval, positive: more injection) to the VPP's assets at least cost,
+        run the day's twin with it and report delivery against the award (per interval and totals)."""
+        case = self._case(site, day)
+        award = np.asarray(award_kw, dtype=np.float64)
+        if award.shape != (len(case.times),) or not np.isfinite(award).all():
+            raise ValueError(f"award_kw must be {len(case.times)} finite values (one per interval of the day)")
+        envelope = vpp_envelope(case.fleet)
+        delivery = deliver(case, disaggregate(case.fleet, award, envelope=envelope))
+        frame = delivery_frame(case, envelope, delivery)
+        intervals: dict[str, list[Any]] = {"time": [t.isoformat() for t in frame["time"]]}
+        for column in ("award_kw", "target_kw", "delivered_kw", "shortfall_kw"):
+            intervals[column] = np.round(frame[column].to_numpy(dtype=np.float64), 3).tolist()
+        intervals["reason"] = [str(r) for r in frame["reason"]]
+        return {"site": case.site, "day": day.isoformat(), "summary": delivery.summary, "intervals": intervals}
