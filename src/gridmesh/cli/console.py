@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -22,3 +25,11 @@ def print_issues(issues: Sequence[Issue], *, source: str) -> None:
     for issue in issues:
         table.add_row(*(escape(text) for text in (issue.element, issue.field, issue.problem, issue.fix)))
     errors.print(table)
+
+
+def wait_until_stopped() -> None:
+    """Block until Ctrl-C or SIGTERM: how a long-running command (field, edge agent) waits for its end."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +11,7 @@ from rich.markup import escape
 
 from gridmesh.adapters.mqtt.bus import MqttBus
 from gridmesh.cli import scenario as scenario_cli
-from gridmesh.cli.console import console, errors, print_issues
+from gridmesh.cli.console import console, errors, print_issues, wait_until_stopped
 from gridmesh.cli.controllers import ControllerName, build_controller
 from gridmesh.errors import ScenarioError
 from gridmesh.model.kinds import SiteLevel
@@ -87,12 +85,8 @@ def edge(
     )
     agent.start()
     console.print(f"edge agent of {site}: {len(agent.catalogue)} devices via {mqtt} at ×{speed:g}; Ctrl-C stops")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
         agent.stop()
         bus.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from rich.panel import Panel
 from gridmesh.adapters.ocpp import SecurityProfile
 from gridmesh.api.app import create_app
 from gridmesh.cli import scenario as scenario_cli
-from gridmesh.cli.console import console
+from gridmesh.cli.console import console, wait_until_stopped
 from gridmesh.cli.controllers import ControllerName, build_controller
 from gridmesh.security.tokens import ensure_operator_token, store_in
 from gridmesh.services.bus import Bus, InProcessBus
@@ -292,11 +291,7 @@ def field(
     )
     console.print(f"field simulator: {len(simulator.catalogue):,} devices → {mqtt} at ×{speed:g}; Ctrl-C stops")
     _report(platform)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
         platform.stop()
