@@ -305,7 +305,8 @@ class SiteDemand:
         shed = np.zeros(self._share.size)
         if state is None:
             return shed
-        demand = np.maximum(state.load_p_kw + self.field.grid.load_shed_kw, 0.0)  # before the present shed
+        applied = np.zeros(self._share.size) if state.load_shed_kw is None else state.load_shed_kw
+        demand = np.maximum(state.load_p_kw + applied, 0.0)  # before the shed of that power flow
         for site, mask in self.masks.items():
             kw = self.shed_kw(site)
             if kw <= 0:
@@ -334,8 +335,13 @@ class SiteDemand:
     def load_kw(self, site: str) -> float:
         """What the VEN reports: the site's consumption in the field's latest power flow, corrected by the
         shed that changed since (the site's loads answer at once; the power flow follows at its next tick)."""
-        applied = float(self.field.grid.load_shed_kw[self.masks[site]].sum())
-        return self.consumption_kw(site) - (self.shed_kw(site) - applied)
+        state = self.field.last_state  # consumption and the shed it was solved with, read together
+        if state is None:
+            return 0.0
+        shed = state.load_shed_kw
+        applied = 0.0 if shed is None else float(shed[self.masks[site]].sum())
+        consumption = float(state.load_p_kw[self.masks[site]].sum())
+        return consumption - (self.shed_kw(site) - applied)
 
 
 def start_vens(

@@ -49,6 +49,7 @@ class GridState:
     battery_soc: FloatArray  # fraction of capacity
     switch_closed: dict[str, bool]  # remote switches
     fault_indicated: frozenset[str] = frozenset()  # switches whose fault passage indicator is latched
+    load_shed_kw: FloatArray | None = None  # consumption shed per load in this power flow (None: none)
 
     @property
     def failed(self) -> bool:
@@ -179,6 +180,7 @@ class FieldGrid:
             battery_soc=self.fleet.soc.copy(),
             switch_closed=dict(self._remote_closed),
             fault_indicated=self.fault_indicated,
+            load_shed_kw=self.load_shed_kw.copy(),
         )
 
     def profile_values(self, when: datetime) -> ProfileWindow:
