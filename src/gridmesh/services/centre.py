@@ -52,7 +52,6 @@ from gridmesh.api.ports import (
     NetworkView,
     Pushed,
     PushView,
-    ResidualView,
     SeriesView,
     StateView,
     VppDispatchRequest,
@@ -79,11 +78,12 @@ from gridmesh.services.centre_views import (
     fault_view,
     network_view,
     rounded,
+    run_view,
     utc,
 )
 from gridmesh.services.clock import Clock, SimClock
 from gridmesh.services.commands import CommandRecord, CommandService
-from gridmesh.services.coordination_desk import CoordinationDesk, CoordinationRun
+from gridmesh.services.coordination_desk import CoordinationDesk
 from gridmesh.services.dr_service import DrService, event_view, result_view
 from gridmesh.services.edge_link import (
     REPORT,
@@ -742,37 +742,3 @@ class ControlCentre:
                 self._listeners.remove(listener)
 
         return unsubscribe
-
-
-def run_view(run: CoordinationRun) -> CoordinationRunView:
-    """The API's view of a coordination run (the running one: its rounds so far)."""
-    rounds = list(run.rounds)
-    return CoordinationRunView(
-        id=run.id,
-        state=run.state,
-        day=run.day,
-        requested_by=run.requested_by,
-        started=run.started,
-        finished=run.finished,
-        agents=list(run.agents),
-        iterations=len(rounds),
-        residuals=[
-            ResidualView(
-                iteration=r.iteration,
-                primal=r.primal,
-                dual=r.dual,
-                eps_primal=r.eps_primal,
-                eps_dual=r.eps_dual,
-                rho=r.rho,
-            )
-            for r in rounds
-        ],
-        converged=run.converged,
-        objective_eur=run.objective_eur,
-        centralised_eur=run.centralised_eur,
-        gap=run.gap,
-        price_eur_per_kw=run.price_eur_per_kw,
-        pcc_kw=run.pcc_kw,
-        plans_sent=list(run.plans_sent),
-        error=run.error,
-    )

@@ -21,6 +21,7 @@ from gridmesh.api.ports import (
     BusView,
     ControlStepView,
     ControlView,
+    CoordinationRunView,
     DeadLetterView,
     EventView,
     FaultView,
@@ -28,12 +29,14 @@ from gridmesh.api.ports import (
     FlisrStepView,
     NetworkView,
     RefusalView,
+    ResidualView,
     SiteView,
 )
 from gridmesh.model.kinds import SiteLevel
 from gridmesh.model.network import Network
 from gridmesh.model.sites import SiteMembers
 from gridmesh.services.alarms import Alarm
+from gridmesh.services.coordination_desk import CoordinationRun
 from gridmesh.services.fault_desk import FaultRecord
 from gridmesh.services.flisr_service import FlisrCase
 from gridmesh.services.live_control import LiveControl
@@ -199,4 +202,38 @@ def control_view(control: LiveControl | None, limit: int) -> ControlView:
             )
             for d in control.recent(limit)
         ],
+    )
+
+
+def run_view(run: CoordinationRun) -> CoordinationRunView:
+    """The API's view of a coordination run (the running one: its rounds so far)."""
+    rounds = list(run.rounds)
+    return CoordinationRunView(
+        id=run.id,
+        state=run.state,
+        day=run.day,
+        requested_by=run.requested_by,
+        started=run.started,
+        finished=run.finished,
+        agents=list(run.agents),
+        iterations=len(rounds),
+        residuals=[
+            ResidualView(
+                iteration=r.iteration,
+                primal=r.primal,
+                dual=r.dual,
+                eps_primal=r.eps_primal,
+                eps_dual=r.eps_dual,
+                rho=r.rho,
+            )
+            for r in rounds
+        ],
+        converged=run.converged,
+        objective_eur=run.objective_eur,
+        centralised_eur=run.centralised_eur,
+        gap=run.gap,
+        price_eur_per_kw=run.price_eur_per_kw,
+        pcc_kw=run.pcc_kw,
+        plans_sent=list(run.plans_sent),
+        error=run.error,
     )
