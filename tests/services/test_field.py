@@ -345,3 +345,42 @@ def test_a_live_run_today_follows_the_profiles_season_and_time_of_day(scenario: 
     load = next(iter(scenario.network.loads.values()))
     expected = load.p_kw * interpolated(scenario, load.p_profile, datetime(2016, 6, 1, 12, 7))
     assert in_profile_year.load_p_kw[0, 0] == pytest.approx(expected)
+
+
+def test_a_grid_forming_battery_holds_its_microgrid_when_the_pcc_opens(
+    small_scenario_file: Path, tmp_path: Path, bus: InProcessBus
+) -> None:
+    text = small_scenario_file.read_text().replace("eta_discharge: 0.93}", "eta_discharge: 0.93, grid_forming: true}")
+    path = tmp_path / "forming.yaml"
+    path.write_text(text)
+    forming = read_scenario(path)
+    field_ring, centre_ring = provision_keyrings(catalogue_of(forming.network).devices)
+    record = Recorder(bus)
+    sim = simulator(forming, bus, field_ring, tmp_path, start=datetime(2016, 6, 1, 20))  # evening: no PV
+    meters = {d.id for d in catalogue_of(forming.network).devices.values() if d.kind is DeviceKind.METER}
+    sim.step(60)
+    soc = float(sim.grid.fleet.soc[0])
+    send(bus, command(centre_ring, sim, PCC, "open"))
+    record.clear()
+    sim.step(60)
+    assert [i.former for i in sim.grid.islands] == ["bess"]
+    assert not record.events()  # no meter lost its supply: the battery holds the island
+    state = sim.last_state
+    assert state is not None and not state.failed
+    island = {b for i in sim.grid.islands for b in i.buses}
+    buses = np.array(sim.grid.engine.index.buses)
+    load_in, gen_in = np.isin(buses[sim.grid.load_bus], list(island)), np.isin(buses[sim.grid.gen_bus], list(island))
+    ev_in = np.isin(buses[sim.grid.ev_bus], list(island))
+    # the battery delivers what the island draws: its loads and EVs less its generation, plus the losses (> 0,
+    # a few per cent), and its SOC pays for it
+    net_kw = state.load_p_kw[load_in].sum() + state.ev_p_kw[ev_in].sum() - state.gen_p_kw[gen_in].sum()
+    drawn = float(state.battery_p_kw[0])
+    assert net_kw > 0 and net_kw < drawn < 1.1 * net_kw
+    assert float(sim.grid.fleet.soc[0]) < soc
+    reported = latest(record.telemetry(), BATTERY)
+    assert reported["TotW"] == pytest.approx(drawn * 1e3, rel=1e-6)
+    assert meters & {e.device for e in record.telemetry()}  # meters keep reporting inside the island
+    send(bus, command(centre_ring, sim, PCC, "close"))
+    sim.step(60)
+    assert sim.grid.islands == ()
+    assert sim.last_state is not None and sim.last_state.battery_p_kw[0] == pytest.approx(0.0)

@@ -23,6 +23,7 @@ from gridmesh.devices.ev import Sessions, draw_sessions, uncontrolled_power
 from gridmesh.model.graph import connectivity
 from gridmesh.model.network import Network
 from gridmesh.model.scenario import Scenario
+from gridmesh.physics.island import Island, find_islands, with_island_sources
 from gridmesh.physics.powerflow import FULL_OUTPUTS, FloatArray, Injections, PowerFlow, PowerFlowResult
 from gridmesh.sim.injections import ProfileWindow
 from gridmesh.sim.profiles_at import ProfilesAt
@@ -83,7 +84,8 @@ class FieldGrid:
         horizon = self.profiles.steps if self.profiles_at.has_profiles else round(SESSION_DAYS * 24 / self._dt_h)
         self._horizon = horizon
         self._sessions: Sessions = draw_sessions(self._chargers, steps=horizon, dt_h=self._dt_h, seed=seed)
-        self.engine = PowerFlow(net, method=method, outputs=FULL_OUTPUTS)
+        self._depleted: set[str] = set()  # grid-forming batteries that could no longer hold their island
+        self._build()
         idx = self.engine.index
         bus_pos = {b: i for i, b in enumerate(idx.buses)}
         # Bus position of every element, per table in power-flow order (switching never changes these).
@@ -91,7 +93,6 @@ class FieldGrid:
         self.gen_bus = np.array([bus_pos[net.generators[e].bus] for e in idx.generators], dtype=np.int64)
         self.ev_bus = np.array([bus_pos[net.ev_chargers[e].bus] for e in idx.ev_chargers], dtype=np.int64)
         self.battery_bus = np.array([bus_pos[net.batteries[e].bus] for e in idx.batteries], dtype=np.int64)
-        self._energized_bus = self._bus_energized()
         self._remote_closed = {s.id: s.is_closed for s in net.switches.values() if s.remote}
         self.fault_indicated: frozenset[str] = frozenset()  # latched FPIs, kept by the simulator's fault book
 
@@ -123,11 +124,50 @@ class FieldGrid:
         if present.is_closed == closed:
             return False
         self.network = self.network.with_elements([present.model_copy(update={"closed": closed})])
-        self.engine = PowerFlow(self.network, method=self.method, outputs=FULL_OUTPUTS)
-        self._energized_bus = self._bus_energized()
+        self._depleted.clear()  # a new topology: every grid-forming battery may try again
+        self._build()
         if present.remote:
             self._remote_closed[switch] = closed
         return True
+
+    @property
+    def islands(self) -> tuple[Island, ...]:
+        """Parts of the grid cut off from the external grids and held up by a grid-forming battery."""
+        return self._islands
+
+    def _build(self) -> None:
+        """The power-flow model of the present topology: every de-energised part with a grid-forming battery
+        becomes an island with that battery as its voltage source (:mod:`gridmesh.physics.island`)."""
+        formers = [b.id for b in self.network.batteries.values() if b.grid_forming and b.id not in self._depleted]
+        self._islands = find_islands(self.network, formers=formers)
+        solved = with_island_sources(self.network, self._islands) if self._islands else self.network
+        self.engine = PowerFlow(solved, method=self.method, outputs=FULL_OUTPUTS)
+        position = {b: i for i, b in enumerate(self.network.batteries)}
+        sources = {s: i for i, s in enumerate(self.engine.index.sources)}
+        self._former = np.array([position[i.former] for i in self._islands], dtype=np.int64)
+        self._former_source = np.array([sources[i.source_id] for i in self._islands], dtype=np.int64)
+        conn = connectivity(solved)
+        by_id = dict(zip(conn.bus_ids, conn.energized, strict=True))
+        self._energized_bus = np.array([by_id[b] for b in self.engine.index.buses], dtype=bool)
+
+    def _hold_islands(self, flow: PowerFlowResult, battery_kw: FloatArray, elapsed_s: float) -> None:
+        """Each island's grid-forming battery delivers what its island draws (the source's power): its SOC
+        integrates that; one that cannot (SOC window) gives up its island, which goes dark next tick."""
+        if not self._islands:
+            return
+        drawn = np.nan_to_num(flow.grid_p_kw[0][self._former_source])
+        request = np.zeros(len(self.fleet))
+        request[self._former] = drawn
+        if elapsed_s > 0:
+            applied = self.fleet.step(request, elapsed_s / _SECONDS_PER_HOUR)[self._former]
+        else:
+            discharge, charge = self.fleet.limits_kw(1.0 / _SECONDS_PER_HOUR)
+            applied = np.clip(drawn, -charge[self._former], discharge[self._former])
+        battery_kw[self._former] = drawn
+        failing = np.abs(applied - drawn) > 1e-6
+        if failing.any():
+            self._depleted.update(self._islands[k].former for k in np.flatnonzero(failing))
+            self._build()
 
     # -- stepping -----------------------------------------------------------------------------------
     def advance(self, when: datetime, elapsed_s: float) -> GridState:
@@ -142,6 +182,7 @@ class FieldGrid:
         ev_live, bat_live = live[self.ev_bus], live[self.battery_bus]
 
         request = np.where(bat_live, np.nan_to_num(self.battery_setpoint_kw, nan=0.0), 0.0)
+        request[self._former] = 0.0  # an island's former is its voltage source: its power comes from the flow
         if elapsed_s > 0:
             battery_kw = self.fleet.step(request, elapsed_s / _SECONDS_PER_HOUR)
         else:
@@ -166,6 +207,7 @@ class FieldGrid:
             battery_p_kw=battery_kw[None, :],
         )
         flow = self.engine.run(injections)
+        self._hold_islands(flow, battery_kw, elapsed_s)
         return GridState(
             when=when,
             flow=flow,
@@ -197,9 +239,3 @@ class FieldGrid:
             step = int((when - self.profiles.start) / self.profiles.resolution) % self._horizon
         demand: FloatArray = uncontrolled_power(self._sessions, self._chargers, first=step, steps=1, dt_h=self._dt_h)[0]
         return demand
-
-    def _bus_energized(self) -> BoolArray:
-        """Per bus in power-flow order: is there a path to an in-service external grid?"""
-        conn = connectivity(self.network)
-        by_id = dict(zip(conn.bus_ids, conn.energized, strict=True))
-        return np.array([by_id[b] for b in self.engine.index.buses], dtype=bool)
