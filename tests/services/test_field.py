@@ -18,6 +18,7 @@ import pytest
 from gridmesh.model.io.pandapower import to_pandapower
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.model.scenario import Scenario
+from gridmesh.physics.short_circuit import Fault, FaultType
 from gridmesh.security.keys import (
     CentreKeyring,
     DeviceSecret,
@@ -380,6 +381,15 @@ def test_a_grid_forming_battery_holds_its_microgrid_when_the_pcc_opens(
     reported = latest(record.telemetry(), BATTERY)
     assert reported["TotW"] == pytest.approx(drawn * 1e3, rel=1e-6)
     assert meters & {e.device for e in record.telemetry()}  # meters keep reporting inside the island
+    # a fault inside the island: the grid-forming inverter's protection gives it up, the island goes dark
+    fault = Fault(forming.network.batteries["bess"].bus, "buses", FaultType.THREE_PHASE)
+    sim.grid.set_faults([fault])
+    assert sim.grid.islands == ()
+    record.clear()
+    sim.step(60)
+    assert {e.kind for e in record.events()} == {"last-gasp"}
+    sim.grid.set_faults([])  # repaired: the battery forms its island again
+    assert [i.former for i in sim.grid.islands] == ["bess"]
     send(bus, command(centre_ring, sim, PCC, "close"))
     sim.step(60)
     assert sim.grid.islands == ()

@@ -148,6 +148,7 @@ class FaultBook:
                 "inject after that sequence ends",
             )
         self._faults[fault_id] = ActiveFault(fault_id, fault, now_ns)
+        self._faults_changed()
         self._latch(fault_id, response, now_ns)
         if response.tripped is not None:
             self._busy[response.tripped] = fault_id
@@ -164,6 +165,7 @@ class FaultBook:
             known = ", ".join(sorted(self._faults)) or "none"
             raise FaultError(fault_id, "fault_id", "is not in the twin", f"repair one of the faults present ({known})")
         del self._faults[fault_id]
+        self._faults_changed()
         self._steps = [s for s in self._steps if s.fault_id != fault_id]
         heapq.heapify(self._steps)
         self._busy = {s: f for s, f in self._busy.items() if f != fault_id}
@@ -190,6 +192,7 @@ class FaultBook:
             self.grid.set_switch(switch, True)
         elif event.action is Action.SUCCESS:
             active.present = False
+            self._faults_changed()
             self._busy.pop(switch, None)
         elif event.action is Action.LOCKOUT:
             self._busy.pop(switch, None)
@@ -197,7 +200,11 @@ class FaultBook:
                 self._locked[switch] = step.fault_id
             if not active.fault.permanent:
                 active.present = False  # cleared by a device that does not reclose: gone while dead
+                self._faults_changed()
         self._notice(step.at_ns, switch, event, step.fault_id)
+
+    def _faults_changed(self) -> None:
+        self.grid.set_faults(a.fault for a in self._faults.values() if a.present)
 
     # -- switch commands ----------------------------------------------------------------------------
     def refuse(self, switch: str, close: bool) -> str:

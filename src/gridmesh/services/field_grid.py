@@ -11,7 +11,7 @@ stop (anti-islanding), batteries idle, chargers pause, loads go dark.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +25,7 @@ from gridmesh.model.network import Network
 from gridmesh.model.scenario import Scenario
 from gridmesh.physics.island import Island, find_islands, with_island_sources
 from gridmesh.physics.powerflow import FULL_OUTPUTS, FloatArray, Injections, PowerFlow, PowerFlowResult
+from gridmesh.physics.short_circuit import Fault
 from gridmesh.sim.injections import ProfileWindow
 from gridmesh.sim.profiles_at import ProfilesAt
 
@@ -85,6 +86,7 @@ class FieldGrid:
         self._horizon = horizon
         self._sessions: Sessions = draw_sessions(self._chargers, steps=horizon, dt_h=self._dt_h, seed=seed)
         self._depleted: set[str] = set()  # grid-forming batteries that could no longer hold their island
+        self._faulted_buses: frozenset[str] = frozenset()  # where a fault is present: no island holds them
         self._build()
         idx = self.engine.index
         bus_pos = {b: i for i, b in enumerate(idx.buses)}
@@ -139,7 +141,9 @@ class FieldGrid:
         """The power-flow model of the present topology: every de-energised part with a grid-forming battery
         becomes an island with that battery as its voltage source (:mod:`gridmesh.physics.island`)."""
         formers = [b.id for b in self.network.batteries.values() if b.grid_forming and b.id not in self._depleted]
-        self._islands = find_islands(self.network, formers=formers)
+        # a grid-forming inverter's own protection trips on a fault inside its island: that island stays dark
+        islands = find_islands(self.network, formers=formers)
+        self._islands = tuple(i for i in islands if self._faulted_buses.isdisjoint(i.buses))
         solved = with_island_sources(self.network, self._islands) if self._islands else self.network
         self.engine = PowerFlow(solved, method=self.method, outputs=FULL_OUTPUTS)
         position = {b: i for i, b in enumerate(self.network.batteries)}
@@ -149,6 +153,19 @@ class FieldGrid:
         conn = connectivity(solved)
         by_id = dict(zip(conn.bus_ids, conn.energized, strict=True))
         self._energized_bus = np.array([by_id[b] for b in self.engine.index.buses], dtype=bool)
+
+    def set_faults(self, faults: Iterable[Fault]) -> None:
+        """The faults present now (the fault book tells): an island holding one is not formed."""
+        buses: set[str] = set()
+        for fault in faults:
+            if fault.table == "buses":
+                buses.add(fault.element)
+            else:
+                line = self.network.lines[fault.element]
+                buses.update((line.from_bus, line.to_bus))
+        if frozenset(buses) != self._faulted_buses:
+            self._faulted_buses = frozenset(buses)
+            self._build()
 
     def _hold_islands(self, flow: PowerFlowResult, battery_kw: FloatArray, elapsed_s: float) -> None:
         """Each island's grid-forming battery delivers what its island draws (the source's power): its SOC
