@@ -18,15 +18,9 @@ from gridmesh.api.ports import DrEventRequest
 from gridmesh.errors import CommandRefused, NotFound
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.model.scenario import Scenario
-from gridmesh.security.keys import provision_keyrings
-from gridmesh.services.bus import InProcessBus
-from gridmesh.services.centre import ControlCentre
 from gridmesh.services.dr_service import DrService, DrSettings, SiteDemand, SiteModel, start_vens
-from gridmesh.services.field import FieldSimulator
-from gridmesh.services.historian.embedded import EmbeddedHistorian
-from gridmesh.telemetry.catalogue import catalogue_of
 from support.brokers import wait_for
-from support.live import FieldClock
+from support.live import FieldAndCentre
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -36,19 +30,11 @@ def scenario(small_scenario_file: Path) -> Scenario:
     return read_scenario(small_scenario_file)
 
 
-class Rig:
+class Rig(FieldAndCentre):
     """A stepped field (its loads hold still between steps) and the centre with its VTN; the field's VENs."""
 
     def __init__(self, scenario: Scenario, folder: Path) -> None:
-        field_ring, centre_ring = provision_keyrings(catalogue_of(scenario.network).devices)
-        self.bus = InProcessBus()
-        self.historian = EmbeddedHistorian(folder / "historian.duckdb")
-        self.field = FieldSimulator(
-            scenario, self.bus, field_ring, noise=0.0, data_dir=folder, start=dt.datetime(2016, 6, 1, 12)
-        )
-        self.field.step(60)
-        self.clock = FieldClock(self.field)
-        self.centre = ControlCentre(scenario, self.historian, self.bus, centre_ring, clock=self.clock)
+        super().__init__(scenario, folder, start=dt.datetime(2016, 6, 1, 12))
         settings = DrSettings(port=0, poll_s=1.0, interval=SECOND)
         self.dr = DrService(scenario, folder / "keys", clock=self.clock, settings=settings).start()
         self.centre.dr = self.dr
@@ -59,8 +45,7 @@ class Rig:
     def close(self) -> None:
         self.vens.stop()
         self.dr.stop()
-        self.bus.close()
-        self.historian.close()
+        super().close()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,7 @@ import pytest
 from gridmesh.adapters.ocpp import EventKind, MeterRow, OcppEvent, PushOutcome, SessionPlan, sessions_from_ev
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.model.scenario import Scenario
-from gridmesh.security.keys import provision_keyrings
 from gridmesh.services.bus import InProcessBus
-from gridmesh.services.centre import ControlCentre
 from gridmesh.services.clock import SimClock
 from gridmesh.services.dr_service import DrSettings
 from gridmesh.services.ev_service import (
@@ -27,12 +25,11 @@ from gridmesh.services.ev_service import (
     station_power,
     station_sessions,
 )
-from gridmesh.services.field import FieldSimulator
 from gridmesh.services.historian.embedded import EmbeddedHistorian
 from gridmesh.services.platform import Platform, start_centre, start_field, start_field_protocols
-from gridmesh.telemetry.catalogue import DeviceKind, catalogue_of
+from gridmesh.telemetry.catalogue import DeviceKind
 from support.brokers import wait_for
-from support.live import FieldClock
+from support.live import FieldAndCentre
 
 CAP_KW = 5.0
 SPEED = 60.0  # station sessions run 60× the wall clock; one meter sample per wall second
@@ -43,26 +40,11 @@ def scenario(small_scenario_file: Path) -> Scenario:
     return read_scenario(small_scenario_file)
 
 
-class Rig:
+class Rig(FieldAndCentre):
     """Field (stepped) and centre on the in-process bus, the EV service in the centre, stations in the field."""
 
     def __init__(self, scenario: Scenario, folder: Path) -> None:
-        field_ring, centre_ring = provision_keyrings(catalogue_of(scenario.network).devices)
-        self.bus = InProcessBus()
-        self.historian = EmbeddedHistorian(folder / "historian.duckdb")
-        self.field = FieldSimulator(
-            scenario,
-            self.bus,
-            field_ring,
-            noise=0.0,
-            data_dir=folder,
-            start=datetime(2016, 6, 1, 12),
-            periods=dict.fromkeys(DeviceKind, 60.0),
-        )
-        clock = FieldClock(self.field)
-        self.centre = ControlCentre(scenario, self.historian, self.bus, centre_ring, clock=clock)
-        self.field.step(60)
-        assert self.bus.drain()
+        super().__init__(scenario, folder, start=datetime(2016, 6, 1, 12), periods=dict.fromkeys(DeviceKind, 60.0))
         self.centre.cycle()
         # 100 kWh cannot fit in 4 h at the 5 kW cap: the plan must give the car the whole cap at every step.
         settings = EvSettings(port=0, ev_cap_kw=CAP_KW, energy_kwh=100.0, dwell_h=4.0, poll_s=0.1)
@@ -70,7 +52,7 @@ class Rig:
             scenario,
             self.historian,
             folder / "keys",
-            clock=clock,
+            clock=self.clock,
             speed=SPEED,
             loading=self.centre.branch_loading,
             settings=settings,
@@ -86,8 +68,7 @@ class Rig:
     def close(self) -> None:
         self.stations.stop(drain_timeout_s=5)
         self.ev.stop()
-        self.bus.close()
-        self.historian.close()
+        super().close()
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,23 @@
-"""Helpers for tests of the live platform on the in-process bus: a recorder of everything published, and a
-centre clock that follows a stepped field simulator (as ``SimClock`` follows the wall clock live)."""
+"""Helpers for tests of the live platform on the in-process bus: a recorder of everything published, a
+centre clock that follows a stepped field simulator (as ``SimClock`` follows the wall clock live), and the
+stepped field and centre most service tests start from."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from gridmesh.model.scenario import Scenario
+from gridmesh.security.keys import provision_keyrings
 from gridmesh.services.bus import InProcessBus, Message
+from gridmesh.services.centre import ControlCentre
 from gridmesh.services.centre_views import utc
 from gridmesh.services.field import FieldSimulator
+from gridmesh.services.historian.embedded import EmbeddedHistorian
+from gridmesh.telemetry.catalogue import catalogue_of
 from gridmesh.telemetry.envelope import Ack, Envelope, Event, parse_topic
 
 
@@ -54,3 +62,25 @@ class FieldClock:
 
     def now(self) -> datetime:
         return utc(self.now_ns())
+
+
+class FieldAndCentre:
+    """A stepped field simulator (noise off) and a centre on one in-process bus, with fresh keys and an
+    embedded historian under ``folder``; the centre's clock follows the field. The field has made its
+    first step (one minute) and the centre has ingested it."""
+
+    def __init__(self, scenario: Scenario, folder: Path, *, start: datetime, **field_options: Any) -> None:
+        field_ring, centre_ring = provision_keyrings(catalogue_of(scenario.network).devices)
+        self.bus = InProcessBus()
+        self.historian = EmbeddedHistorian(folder / "historian.duckdb")
+        self.field = FieldSimulator(
+            scenario, self.bus, field_ring, noise=0.0, data_dir=folder, start=start, **field_options
+        )
+        self.clock = FieldClock(self.field)
+        self.centre = ControlCentre(scenario, self.historian, self.bus, centre_ring, clock=self.clock)
+        self.field.step(60)
+        assert self.bus.drain()
+
+    def close(self) -> None:
+        self.bus.close()
+        self.historian.close()
