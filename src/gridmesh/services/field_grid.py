@@ -87,6 +87,8 @@ class FieldGrid:
         self._sessions: Sessions = draw_sessions(self._chargers, steps=horizon, dt_h=self._dt_h, seed=seed)
         self._depleted: set[str] = set()  # grid-forming batteries that could no longer hold their island
         self._faulted_buses: frozenset[str] = frozenset()  # where a fault is present: no island holds them
+        self._islands: tuple[Island, ...] = ()
+        self.engine: PowerFlow
         self._build()
         idx = self.engine.index
         bus_pos = {b: i for i, b in enumerate(idx.buses)}
@@ -137,13 +139,17 @@ class FieldGrid:
         """Parts of the grid cut off from the external grids and held up by a grid-forming battery."""
         return self._islands
 
-    def _build(self) -> None:
+    def _build(self, *, same_topology: bool = False) -> None:
         """The power-flow model of the present topology: every de-energised part with a grid-forming battery
-        becomes an island with that battery as its voltage source (:mod:`gridmesh.physics.island`)."""
+        becomes an island with that battery as its voltage source (:mod:`gridmesh.physics.island`).
+        ``same_topology``: only the islands may have changed; the model is kept when they did not."""
         formers = [b.id for b in self.network.batteries.values() if b.grid_forming and b.id not in self._depleted]
         # a grid-forming inverter's own protection trips on a fault inside its island: that island stays dark
-        islands = find_islands(self.network, formers=formers)
-        self._islands = tuple(i for i in islands if self._faulted_buses.isdisjoint(i.buses))
+        found = find_islands(self.network, formers=formers)
+        islands = tuple(i for i in found if self._faulted_buses.isdisjoint(i.buses))
+        if same_topology and islands == self._islands:
+            return
+        self._islands = islands
         solved = with_island_sources(self.network, self._islands) if self._islands else self.network
         self.engine = PowerFlow(solved, method=self.method, outputs=FULL_OUTPUTS)
         position = {b: i for i, b in enumerate(self.network.batteries)}
@@ -165,7 +171,7 @@ class FieldGrid:
                 buses.update((line.from_bus, line.to_bus))
         if frozenset(buses) != self._faulted_buses:
             self._faulted_buses = frozenset(buses)
-            self._build()
+            self._build(same_topology=True)
 
     def _hold_islands(self, flow: PowerFlowResult, battery_kw: FloatArray, elapsed_s: float) -> None:
         """Each island's grid-forming battery delivers what its island draws (the source's power): its SOC
@@ -184,7 +190,7 @@ class FieldGrid:
         failing = np.abs(applied - drawn) > 1e-6
         if failing.any():
             self._depleted.update(self._islands[k].former for k in np.flatnonzero(failing))
-            self._build()
+            self._build(same_topology=True)
 
     # -- stepping -----------------------------------------------------------------------------------
     def advance(self, when: datetime, elapsed_s: float) -> GridState:
