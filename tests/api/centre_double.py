@@ -427,6 +427,9 @@ def sample_run(run_id: str = "co-1", state: str = "done") -> CoordinationRunView
     )
 
 
+DISPATCH_EUR_PER_KWH = 0.12  # the double's flat cost of delivered flexibility
+
+
 def sample_envelope(day: date) -> VppEnvelopeView:
     """Four hours of a VPP: 120 kW up and 80 kW down, the last hour limited by the storage."""
     return VppEnvelopeView(
@@ -499,6 +502,7 @@ class FakeCentre:
     coordination_requests: list[tuple[date | None, str]] = field(default_factory=list)
     envelope_requests: list[tuple[str, date | None]] = field(default_factory=list)
     dispatches: list[tuple[str, str]] = field(default_factory=list)
+    awards: list[tuple[VppDispatchRequest, str]] = field(default_factory=list)  # (posted award, user)
 
     def network(self) -> NetworkView:
         return self.net
@@ -764,6 +768,11 @@ class FakeCentre:
             max(-d, min(u, a)) for a, u, d in zip(request.award_kw, envelope.up_kw, envelope.down_kw, strict=True)
         ]
         self.dispatches.append((site, user))
+        self.awards.append((request, user))
+        shortfall = [a - t for a, t in zip(request.award_kw, target, strict=True)]
+        # the target has the award's sign and at most its size, so all of it counts as delivered
+        awarded_kwh = sum(abs(a) for a in request.award_kw) * envelope.dt_h
+        delivered_kwh = sum(abs(t) for t in target) * envelope.dt_h
         return VppDispatchView(
             site=site,
             day=envelope.day,
@@ -771,9 +780,16 @@ class FakeCentre:
             award_kw=request.award_kw,
             target_kw=target,
             delivered_kw=target,
-            shortfall_kw=[a - t for a, t in zip(request.award_kw, target, strict=True)],
+            shortfall_kw=shortfall,
             reason=["above up capability" if a > t else "" for a, t in zip(request.award_kw, target, strict=True)],
-            summary={"delivered_share": 1.0},
+            summary={
+                "awarded_kwh": awarded_kwh,
+                "clipped_kwh": sum(abs(x) for x in shortfall) * envelope.dt_h,
+                "clipped_intervals": sum(x != 0 for x in shortfall),
+                "delivered_share": delivered_kwh / awarded_kwh if awarded_kwh > 0 else 1.0,
+                "mae_vs_target_kw": 0.0,
+                "cost_eur": DISPATCH_EUR_PER_KWH * delivered_kwh,
+            },
         )
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from api.centre_double import FEEDER_LENGTH, READY_CASE, STALE_CASE, T0, FakeCentre, sample_state
 from gridmesh.api import Hub, create_app
-from gridmesh.api.ports import FaultRequest, ReadingsView
+from gridmesh.api.ports import FaultRequest, ReadingsView, VppDispatchRequest
 from gridmesh.security.tokens import Role, TokenStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -353,6 +353,39 @@ def test_coordination_panel(served: Served, page: Page, tmp_path: Path) -> None:
     expect(summary.locator(".run-state")).to_have_text("running")
     panel.get_by_role("button", name="Run day-ahead coordination").click()
     expect(panel.locator('[data-part="run-result"]')).to_contain_text("in progress", timeout=WAIT_MS)
+
+    # the operator awards 105 kW from 01:00 to 04:00; 02:00 and 03:00 are beyond the up capability (100, 30 kW)
+    dispatched = panel.locator('[data-part="dispatch-result"]')
+    panel.get_by_label("award kW").fill("105")
+    panel.get_by_label("award from").fill("05:00")
+    panel.get_by_label("award to").fill("06:00")
+    panel.get_by_role("button", name="Dispatch award").click()
+    expect(dispatched).to_have_text("no interval of 2026-01-15 starts between 05:00 and 06:00")
+    panel.get_by_label("award from").fill("01:00")
+    panel.get_by_label("award to").fill("04:00")
+    refusal = {"error": "no profiles for 2026-01-15", "fix": "ask for a day the profiles cover"}
+    page.route("**/api/v1/vpp/vpp-1/dispatch", lambda route: route.fulfill(status=404, json=refusal), times=1)
+    panel.get_by_role("button", name="Dispatch award").click()
+    expect(dispatched).to_have_text("no profiles for 2026-01-15 — ask for a day the profiles cover", timeout=WAIT_MS)
+    assert served.centre.awards == []
+    panel.get_by_role("button", name="Dispatch award").click()
+    expect(dispatched).to_have_text("award for 2026-01-15 dispatched", timeout=WAIT_MS)
+    award = VppDispatchRequest(day=T0.date(), award_kw=[0.0, 105.0, 105.0, 105.0])
+    assert served.centre.awards == [(award, "night-shift")]
+    outcome = panel.locator('[data-part="dispatch-summary"]')
+    expect(outcome.locator('[data-part="delivered-share"]')).to_have_text("74.6 %")  # 235 of 315 kWh
+    expect(outcome.locator('[data-part="clipped-intervals"]')).to_have_text("2")
+    expect(outcome.locator('[data-part="clipped-kwh"]')).to_have_text("80 kWh")
+    expect(outcome.locator('[data-part="cost"]')).to_have_text("28.2 €")
+    expect(outcome.locator('[data-part="mae"]')).to_have_text("0 kW")
+    expect(outcome).to_contain_text("first at 02:00: above up capability")
+    delivery = panel.locator('[data-part="delivery"]')
+    expect(delivery).to_have_attribute("data-points", "4")
+    expect(delivery).to_have_attribute("data-lines", "3")
+    expect(delivery.locator("polyline.overlay")).to_have_count(3)
+    expect(delivery.locator(".legend text")).to_have_text(["award", "target", "delivered"])
+    expect(panel.locator('[data-part="envelope"]')).to_have_attribute("data-lines", "0")
+    assert distinct_colours(delivery.screenshot(path=str(tmp_path / "delivery.png"))) > 20
     png = panel.screenshot(path=str(tmp_path / "coordination.png"))
     assert distinct_colours(png) > 20
 
@@ -364,6 +397,10 @@ def test_coordination_panel(served: Served, page: Page, tmp_path: Path) -> None:
     wallboard.goto(f"{served.url}/#token={served.viewer_token}")
     seen = wallboard.locator("#coordination")
     expect(seen.locator("tr[data-site]")).to_have_count(2, timeout=WAIT_MS)
+    expect(seen.locator('[data-part="up-max"]')).to_have_text("120 kW", timeout=WAIT_MS)
     expect(seen.get_by_role("button")).to_have_count(0)
+    expect(seen.locator('[data-part="award-form"]')).to_be_hidden()
     expect(seen).to_contain_text("needs an operator token")
+    expect(seen.locator('[data-part="dispatch-note"]')).to_have_text("dispatching an award needs an operator token")
+    expect(seen.locator('[data-part="dispatch-note"]')).to_be_visible()
     assert errors == []

@@ -1,5 +1,5 @@
 // A small SVG time-series chart: one line (the value or bucket mean), an optional min–max band,
-// a time axis and a value axis with "nice" ticks.
+// optional overlay lines with a legend, a time axis and a value axis with "nice" ticks.
 
 const SVG = "http://www.w3.org/2000/svg";
 const M = { left: 56, right: 12, top: 24, bottom: 24 };
@@ -36,8 +36,27 @@ function formatTime(ms, spanMs) {
   return spanMs > 36 * 3600e3 ? `${d.getDate()}.${d.getMonth() + 1}. ${hm}` : hm;
 }
 
+/** A one-row legend of the overlay lines, right-aligned above the plot (labels measured once drawn). */
+function drawLegend(svg, lines, width) {
+  const SWATCH = 14, GAP = 4, SPACING = 12;
+  const legend = el("g", { class: "legend" }, svg);
+  const labels = lines.map((line) => {
+    const label = el("text", { y: 12 }, legend);
+    label.textContent = line.label ?? "";
+    return label;
+  });
+  const widths = labels.map((label) => SWATCH + GAP + label.getComputedTextLength());
+  let x = width - M.right - widths.reduce((sum, w) => sum + w + SPACING, -SPACING);
+  lines.forEach((line, i) => {
+    el("line", { x1: x, x2: x + SWATCH, y1: 8, y2: 8, stroke: line.colour, "stroke-dasharray": line.dash ?? "none" }, legend);
+    labels[i].setAttribute("x", x + SWATCH + GAP);
+    x += widths[i] + SPACING;
+  });
+}
+
 /**
- * Draw `series` ({t: ISO strings or ms, value: numbers, min?, max?}) into `svg`.
+ * Draw `series` ({t: ISO strings or ms, value: numbers, min?, max?, lines?}) into `svg`. `lines` are
+ * overlays on the same time axis: [{value: numbers, colour, label, dash?}], each a polyline in the legend.
  * `options`: colour, unit, empty (text shown without data).
  */
 export function drawChart(svg, series, options = {}) {
@@ -48,7 +67,9 @@ export function drawChart(svg, series, options = {}) {
   svg.replaceChildren();
   const times = (series?.t ?? []).map((t) => (typeof t === "number" ? t : Date.parse(t)));
   const values = series?.value ?? [];
+  const overlays = values.length ? (series.lines ?? []) : [];
   svg.dataset.points = String(values.length);
+  svg.dataset.lines = String(overlays.length);
   if (values.length === 0) {
     el("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty-text" }, svg).textContent =
       options.empty ?? "no data in this window";
@@ -58,9 +79,12 @@ export function drawChart(svg, series, options = {}) {
   const highs = series.max ?? values;
   const t0 = Math.min(...times);
   const t1 = Math.max(...times, t0 + 60e3);
-  const ticksY = niceTicks(Math.min(...lows), Math.max(...highs));
-  const y0 = Math.min(ticksY[0], ...lows);
-  const y1 = Math.max(ticksY[ticksY.length - 1], ...highs);
+  const overlayValues = overlays.flatMap((line) => line.value);
+  const lo = Math.min(...lows, ...overlayValues);
+  const hi = Math.max(...highs, ...overlayValues);
+  const ticksY = niceTicks(lo, hi);
+  const y0 = Math.min(ticksY[0], lo);
+  const y1 = Math.max(ticksY[ticksY.length - 1], hi);
   const px = (t) => M.left + ((t - t0) / (t1 - t0)) * (width - M.left - M.right);
   const py = (v) => height - M.bottom - ((v - y0) / (y1 - y0 || 1)) * (height - M.top - M.bottom);
 
@@ -84,8 +108,14 @@ export function drawChart(svg, series, options = {}) {
     const lower = times.map((t, i) => `${px(t)},${py(lows[i])}`).reverse();
     el("polygon", { points: [...upper, ...lower].join(" "), class: "band", fill: colour }, svg);
   }
-  const line = times.map((t, i) => `${px(t).toFixed(1)},${py(values[i]).toFixed(1)}`).join(" ");
-  el("polyline", { points: line, class: "series", stroke: colour }, svg);
+  const points = (ys) => times.map((t, i) => `${px(t).toFixed(1)},${py(ys[i]).toFixed(1)}`).join(" ");
+  el("polyline", { points: points(values), class: "series", stroke: colour }, svg);
   const last = times.length - 1;
   el("circle", { cx: px(times[last]), cy: py(values[last]), r: 3.5, fill: colour }, svg);
+  for (const line of overlays) {
+    el("polyline", {
+      points: points(line.value), class: "series overlay", stroke: line.colour, "stroke-dasharray": line.dash ?? "none",
+    }, svg);
+  }
+  if (overlays.length) drawLegend(svg, overlays, width);
 }

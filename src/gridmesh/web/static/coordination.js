@@ -1,6 +1,7 @@
 // The coordination panel: the microgrids' edge agents (mode, online, plan in force), the latest day-ahead
 // coordination run (ADMM rounds with their residuals, the gap to the centralised optimum) with an operator
-// button to start one, and a VPP's flexibility envelope (up/down capability per interval).
+// button to start one, and a VPP's flexibility envelope (up/down capability per interval) with an operator
+// form to dispatch an award over it and see the delivery measured by the full power flow.
 
 import { drawChart } from "./charts.js";
 import { escapeHtml } from "./network.js";
@@ -10,6 +11,13 @@ const POLL_MS = 5000;
 const RUNNING_POLL_MS = 1000;
 const SHOWN_ROUNDS = 8;
 const MODE_CHIP = { connected: "charge", islanded: "discharge", fallback: "idle" };
+const ENVELOPE_COLOUR = "#22c55e";
+const DELIVERY_LINES = [
+  { key: "award_kw", colour: "#f59e0b", label: "award", dash: "6 3" },
+  { key: "target_kw", colour: "#6366f1", label: "target" },
+  { key: "delivered_kw", colour: "#0ea5e9", label: "delivered", dash: "2 2" },
+];
+const DAY_MINUTES = 24 * 60;
 
 function number(value, digits = 1) {
   return value == null ? "—" : value.toLocaleString([], { maximumFractionDigits: digits });
@@ -19,18 +27,49 @@ function scientific(value) {
   return value == null ? "—" : Number(value).toExponential(2);
 }
 
+/** Minutes since midnight of "HH:MM". */
+function clockMinutes(hhmm) {
+  const [hours, minutes] = hhmm.split(":").map(Number);
+  return hours * 60 + minutes;
+}
+
+/**
+ * One award value per envelope interval: `kw` where the interval starts in [from, to) of the grid day (the
+ * clock time as the grid writes it; `to` 00:00 is the day's end), 0 elsewhere. Null when none starts there.
+ */
+function awardFor(env, kw, from, to) {
+  const start = clockMinutes(from);
+  const end = to === "00:00" ? DAY_MINUTES : clockMinutes(to);
+  const inside = env.time.map((t) => {
+    const minute = clockMinutes(t.slice(11, 16));
+    return minute >= start && minute < end;
+  });
+  return inside.some(Boolean) ? inside.map((yes) => (yes ? kw : 0)) : null;
+}
+
+/** The envelope as a band from −down to +up kW, its upper edge the line; `lines` are overlays. */
+function drawEnvelope(svg, env, lines = []) {
+  drawChart(svg, {
+    t: env.time, value: env.up_kw, min: env.down_kw.map((v) => -v), max: env.up_kw, lines,
+  }, { unit: "kW (up + / down −)", colour: ENVELOPE_COLOUR });
+}
+
 /** The panel; `api` is set on sign-in, `onError(e)` handles failures that belong to no button. */
 export class CoordinationPanel extends PollingPanel {
   constructor(root, onError) {
     super(root, onError);
     this.envelopeKey = "";
+    this.envelope = null;
     this.el("run").addEventListener("click", () => this.startRun());
     this.el("vpp").addEventListener("change", () => this.loadEnvelope());
+    this.el("award-form").addEventListener("submit", (e) => { e.preventDefault(); this.dispatchAward(); });
   }
 
   start(api, canOperate) {
     this.el("run").hidden = !canOperate;
     this.el("viewer-note").hidden = canOperate;
+    this.el("award-form").hidden = !canOperate;
+    this.el("dispatch-note").hidden = canOperate;
     this.envelopeKey = "";
     this.poll(api, POLL_MS);
     this.loadVpps();
@@ -118,6 +157,8 @@ export class CoordinationPanel extends PollingPanel {
     const site = this.el("vpp").value;
     if (!this.api || !site || site === this.envelopeKey) return;
     this.envelopeKey = site;
+    this.envelope = null;
+    this.clearDelivery();
     this.say("envelope-summary", "computing the envelope…");
     try {
       const env = await this.api.get(`/api/v1/vpp/${encodeURIComponent(site)}/envelope`);
@@ -126,12 +167,62 @@ export class CoordinationPanel extends PollingPanel {
         `${escapeHtml(env.day)}: up <b data-part="up-max">${number(up)} kW</b> (min ${number(Math.min(...env.up_kw))})` +
         ` · down <b data-part="down-max">${number(down)} kW</b> (min ${number(Math.min(...env.down_kw))})` +
         ` · ${env.time.length} intervals of ${number(env.dt_h * 60, 0)} min`;
-      drawChart(this.el("envelope"), {
-        t: env.time, value: env.up_kw, min: env.down_kw.map((v) => -v), max: env.up_kw,
-      }, { unit: "kW (up + / down −)", colour: "#22c55e" });
+      drawEnvelope(this.el("envelope"), env);
+      this.envelope = env;
     } catch (e) {
       this.envelopeKey = "";
       if (e.status) this.say("envelope-summary", e.message); else this.onError(e);
     }
+  }
+
+  /** Hide the last delivery (another VPP or a new envelope makes it stale). */
+  clearDelivery() {
+    this.el("delivery-result").hidden = true;
+    this.say("dispatch-result", "");
+  }
+
+  async dispatchAward() {
+    const env = this.envelope;
+    const from = this.el("award-from").value, to = this.el("award-to").value;
+    this.say("dispatch-result", "");
+    if (env === null) {
+      this.say("dispatch-result", "the envelope is not loaded yet");
+      return;
+    }
+    const award = awardFor(env, Number(this.el("award-kw").value), from, to);
+    if (award === null) {
+      this.say("dispatch-result", `no interval of ${env.day} starts between ${from} and ${to}`);
+      return;
+    }
+    const button = this.el("dispatch");
+    button.disabled = true;
+    this.say("dispatch-result", "dispatching through the day's power flow…");
+    try {
+      const delivery = await this.api.post(
+        `/api/v1/vpp/${encodeURIComponent(env.site)}/dispatch`, { award_kw: award, day: env.day },
+      );
+      if (this.envelope !== env) return; // another VPP was chosen meanwhile
+      this.say("dispatch-result", `award for ${delivery.day} dispatched`);
+      this.renderDelivery(env, delivery);
+    } catch (e) {
+      if (e.status) this.say("dispatch-result", e.message); else this.onError(e);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  renderDelivery(env, delivery) {
+    const s = delivery.summary;
+    const share = s.delivered_share == null ? null : s.delivered_share * 100;
+    const first = delivery.reason.findIndex(Boolean);
+    this.el("dispatch-summary").innerHTML =
+      `delivered <b data-part="delivered-share">${number(share)} %</b> of ${number(s.awarded_kwh)} kWh awarded` +
+      ` · clipped <span data-part="clipped-intervals">${number(s.clipped_intervals, 0)}</span> intervals` +
+      ` (<span data-part="clipped-kwh">${number(s.clipped_kwh)} kWh</span>` +
+      (first < 0 ? ")" : `, first at ${escapeHtml(delivery.time[first].slice(11, 16))}: ${escapeHtml(delivery.reason[first])})`) +
+      ` · cost <span data-part="cost">${number(s.cost_eur, 2)} €</span>` +
+      ` · mean error vs target <span data-part="mae">${number(s.mae_vs_target_kw, 2)} kW</span>`;
+    this.el("delivery-result").hidden = false; // before drawing: the chart takes its size from the page
+    drawEnvelope(this.el("delivery"), env, DELIVERY_LINES.map((line) => ({ ...line, value: delivery[line.key] })));
   }
 }
