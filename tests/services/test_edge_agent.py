@@ -296,12 +296,30 @@ def test_an_open_pcc_islands_the_site_and_keeps_the_critical_load(
         assert "clinic" not in str(step.detail["shed"]).split(",")
         rig.step(30)
         orders = {a.device: a for a in rig.acks if a.ok}
-        assert {"battery-bess", "evse-ev"} <= set(orders)
+        shed_loads = set(loads) - {"clinic"}
+        meters = {x: d.id for x, d in agent.catalogue.by_element(DeviceKind.METER).items()}
+        assert {"battery-bess", "evse-ev", *(meters[x] for x in shed_loads)} <= set(orders)
+        assert meters["clinic"] not in orders
+        # The shed loads' supply relays are open: in the field's power flow only the clinic still draws.
+        state = rig.field.last_state
+        assert state is not None
+        drawn = dict(zip(rig.field.grid.engine.index.loads, state.load_p_kw.tolist(), strict=True))
+        assert all(drawn[x] == 0.0 for x in shed_loads) and drawn["clinic"] > 0
         assert rig.centre_view.states()["mg"].mode == "islanded"
+        # Their meters read zero now, yet the next step still counts their demand: they stay shed.
+        rig.to_next_step()
+        rig.cycle(agent)
+        again = [r for r in rig.reports if r.kind == "step"][-1]
+        assert set(str(again.detail["shed"]).split(",")) == set(island.shed)
+        assert float(again.detail["shed_kw"]) > 0
         rig.field.grid.set_switch(PCC, True)
         rig.to_next_step()
         rig.cycle(agent)
         assert agent.mode is AgentMode.FALLBACK
+        rig.step(30)  # back on the grid: the relays the agent opened are closed again
+        closed = {a.device for a in rig.acks[len(orders) :] if a.ok}
+        assert {meters[x] for x in shed_loads} <= closed
+        assert bool(rig.field.grid.load_supplied.all())
     finally:
         rig.close()
 

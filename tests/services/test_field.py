@@ -209,13 +209,36 @@ def test_a_signed_set_power_moves_the_battery_next_tick(
     assert latest(record.telemetry(), BATTERY)["TotW"] == 0.0
 
 
+def test_opening_a_meters_supply_relay_disconnects_its_load_until_closed(
+    scenario: Scenario, keyrings: tuple[FieldKeyring, CentreKeyring], bus: InProcessBus, tmp_path: Path
+) -> None:
+    meter, load = "meter-LV1.101_Load_1", "LV1.101 Load 1"
+    record = Recorder(bus)
+    sim = simulator(scenario, bus, keyrings[0], tmp_path)
+    position = sim.grid.engine.index.loads.index(load)
+    sim.step(60)
+    assert latest(record.telemetry(), meter)["TotW"] > 0
+    send(bus, command(keyrings[1], sim, meter, "open"))
+    sim.step(60)
+    assert record.acks()[-1].ok
+    opened = latest(record.telemetry(), meter)
+    assert opened["TotW"] == 0.0 and opened["TotVAr"] == 0.0 and opened["PhV"] > 0  # the meter still measures
+    assert sim.last_state is not None and sim.last_state.load_p_kw[position] == 0.0  # the power flow without it
+    send(bus, command(keyrings[1], sim, meter, "close"))
+    sim.step(60)
+    assert record.acks()[-1].ok
+    demand_kw = sim.grid.profile_values(sim.now).load_p_kw[0, position]
+    assert latest(record.telemetry(), meter)["TotW"] == pytest.approx(demand_kw * 1000) and demand_kw > 0
+
+
 @pytest.mark.parametrize(
     ("device", "action", "value", "reason"),
     [
         (BATTERY, "set-power", 90_000.0, "setpoint 90 kW exceeds rating 40 kW"),
         (BATTERY, "dance", 0.0, "unknown action 'dance'; a battery takes set-power or release"),
         ("evse-ev", "set-power", 5_000.0, "setpoint 5 kW: an EV charger cannot discharge (charging is ≤ 0 W)"),
-        ("meter-LV1.101_Load_1", "set-power", 0.0, "meter-LV1.101_Load_1 (meter) takes no commands"),
+        ("meter-LV1.101_Load_1", "set-power", 0.0, "unknown action 'set-power'; a meter takes open or close"),
+        ("trafo-MV1.101-LV1.101-Trafo_1", "open", 0.0, "trafo-MV1.101-LV1.101-Trafo_1 (trafo) takes no commands"),
     ],
 )
 def test_commands_out_of_rating_or_meaning_are_refused_with_the_reason(

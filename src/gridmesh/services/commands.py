@@ -1,7 +1,8 @@
 """Commands from the centre to field devices: checked against limits, signed, sent, acknowledged.
 
 No command leaves the centre unchecked: the device must exist and be controllable, a power setpoint
-must be within the device's rating, and only remote-controllable switches can be operated. A refused
+must be within the device's rating, and only remote-controllable switches and the supply relays of
+meters can be opened and closed. A refused
 command raises :class:`CommandRefused` with the reason and is logged; an accepted one is signed with the
 centre's key (devices verify it) and tracked until the device acknowledges it.
 """
@@ -90,9 +91,9 @@ class CommandService:
             raise CommandRefused(f"unknown device {device!r}: list devices with GET /api/v1/devices")
         if not spec.controllable:
             raise CommandRefused(f"{device} is not remote-controllable")
-        if spec.kind is DeviceKind.SWITCH:
+        if spec.kind in (DeviceKind.SWITCH, DeviceKind.METER):  # a meter's supply relay opens and closes
             if action not in (OPEN, CLOSE):
-                raise CommandRefused(f"a switch takes 'open' or 'close', not {action!r}")
+                raise CommandRefused(f"a {spec.kind.value} takes 'open' or 'close', not {action!r}")
             return spec
         if action == RELEASE:
             return spec

@@ -15,7 +15,7 @@ Modes, judged at every cycle (``docs/edge.md``):
 * ``islanded`` — the PCC is open (newest of its ``Pos`` telemetry, ``trip``/``lockout``/``reclose``
   events) or every meter of the site sent a last gasp (upstream supply lost): the island energy
   management (:mod:`~gridmesh.services.edge_island`) orders the grid-forming battery, curtails
-  inverters and caps shed EV chargers; shed loads are reported (meters take no commands).
+  inverters, caps shed EV chargers at zero and opens the supply relays of the meters of shed loads.
 * ``fallback`` — the broker connection is down, no plan or heartbeat came from the centre for
   ``silence_steps`` control steps, or the plan expired: local controllers on the local tariff.
 * ``connected`` — a fresh plan is in force: :class:`~gridmesh.services.edge_plan.PccFollower` holds the
@@ -49,7 +49,7 @@ from gridmesh.model.sites import resolve_sites
 from gridmesh.security.edge_keys import EdgeKeyring, agent_id
 from gridmesh.services.bus import Bus, Message
 from gridmesh.services.clock import Clock
-from gridmesh.services.commands import RELEASE, SET_POWER, CommandService
+from gridmesh.services.commands import CLOSE, OPEN, RELEASE, SET_POWER, CommandService
 from gridmesh.services.edge_island import DEFAULT_RESERVE_STEPS, IslandPlanner, IslandStep
 from gridmesh.services.edge_link import (
     PLAN,
@@ -170,6 +170,7 @@ class EdgeAgent:
         self._since = 0
         self._fallback: dict[str, int] = {}  # while in fallback: since, steps, first report seq
         self._held: dict[str, tuple[str, float]] = {}  # island orders in force: device → (action, W)
+        self._disconnected: dict[str, float] = {}  # consumers shed and held off → their demand when shed, kW
         self._last_step: int | None = None
         self._seq = itertools.count(time.time_ns() // 1_000)
         self.report_seq = 0
@@ -285,7 +286,7 @@ class EdgeAgent:
             step = AgentStep(mode, None, None)
         elif mode is AgentMode.ISLANDED and self.island is not None:
             window, _ = self.live.window(now)
-            island = self.island.plan(window)
+            island = self.island.plan(window, self._disconnected)
             self._island_orders(island, dict(zip(self.network.generators, window.gen_p_kw[0].tolist(), strict=True)))
             self._report_island(island)
             step = AgentStep(mode, None, island)
@@ -318,30 +319,42 @@ class EdgeAgent:
         batteries = self.catalogue.by_element(DeviceKind.BATTERY)
         inverters = self.catalogue.by_element(DeviceKind.INVERTER)
         chargers = self.catalogue.by_element(DeviceKind.EVSE)
+        meters = self.catalogue.by_element(DeviceKind.METER)
         rating = net.batteries[island.battery].p_kw * W_PER_KW
         self._order(batteries[island.battery].id, SET_POWER, island.battery_kw * W_PER_KW, rating)
         for generator, kw in island.curtailed_kw.items():
             if generator in inverters:
                 limit = max(output_kw[generator] - kw, 0.0) * W_PER_KW
                 self._order(inverters[generator].id, SET_POWER, limit, net.generators[generator].p_kw * W_PER_KW)
-        for charger in net.ev_chargers:
-            if charger in island.shed and charger in chargers:
-                self._order(chargers[charger].id, SET_POWER, 0.0, 1.0)
+        shed = set(island.shed)
+        for consumer in island.shed:
+            if consumer in chargers:
+                self._order(chargers[consumer].id, SET_POWER, 0.0, 1.0)
+            elif consumer in meters:
+                self._order(meters[consumer].id, OPEN, 0.0, 1.0)
+            self._disconnected.setdefault(consumer, island.shed_demand_kw[consumer])
+        for consumer in [c for c in self._disconnected if c not in shed]:
+            del self._disconnected[consumer]
         self._release(
             [inverters[g].id for g in net.generators if g in inverters and g not in island.curtailed_kw]
-            + [chargers[c].id for c in net.ev_chargers if c in chargers and c not in island.shed]
+            + [chargers[c].id for c in net.ev_chargers if c in chargers and c not in shed]
+            + [meters[x].id for x in net.loads if x in meters and x not in shed]
         )
 
     def _release(self, devices: Sequence[str]) -> None:
+        """Hand ``devices`` back: setpoints and caps released, supply relays opened by the agent closed."""
         for device in devices:
-            if device in self._held and self._held[device][0] != RELEASE:
-                self._order(device, RELEASE, 0.0, 1.0)
+            held = self._held.get(device)
+            if held is not None and held[0] not in (RELEASE, CLOSE):
+                self._order(device, CLOSE if held[0] == OPEN else RELEASE, 0.0, 1.0)
 
     def _release_island_orders(self) -> None:
-        """Back on the grid: hand curtailment and EV caps back (the control cycle sets batteries again)."""
+        """Back on the grid: hand curtailment and EV caps back and reconnect the loads shed (the control cycle
+        sets batteries again)."""
         battery_devices = {d.id for d in self.catalogue.devices.values() if d.kind is DeviceKind.BATTERY}
         self._release([d for d in self._held if d not in battery_devices])
         self._held.clear()
+        self._disconnected.clear()
 
     # -- reports and state ----------------------------------------------------------------------------
     def _report(self, kind: str, mode: AgentMode, detail: Detail, values: dict[str, float] | None = None) -> None:

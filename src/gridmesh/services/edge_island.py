@@ -13,6 +13,7 @@ shed list).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +34,7 @@ class IslandStep:
     battery_kw: float
     curtailed_kw: dict[str, float]  # generator → held back (only those curtailed)
     shed: tuple[str, ...]  # loads and EV chargers shed, in shedding order
+    shed_demand_kw: dict[str, float]  # what each shed consumer would draw now (its present demand)
     served_kw: float
     shed_kw: float
     critical_kw: float  # critical demand
@@ -50,6 +52,7 @@ class IslandPlanner:
         loads = list(network.loads.values())
         self.reserve_steps = reserve_steps
         self.consumers = [*network.loads, *network.ev_chargers]
+        self._position = {c: i for i, c in enumerate(self.consumers)}
         self.priority = shed_priority(loads, ev_chargers=len(network.ev_chargers))
         self.critical = np.array([x.critical for x in loads] + [False] * len(network.ev_chargers), dtype=bool)
         self.curtailable = np.array([g.curtailable for g in network.generators.values()], dtype=bool)
@@ -57,10 +60,16 @@ class IslandPlanner:
         former = max(network.batteries.values(), key=lambda b: (b.grid_forming, b.p_kw, b.id))
         self.battery = former.id
 
-    def plan(self, window: Window) -> IslandStep:
-        """The island's first step over ``window``'s look-ahead (SOC: ``window.batteries``)."""
+    def plan(self, window: Window, disconnected: Mapping[str, float] | None = None) -> IslandStep:
+        """The island's first step over ``window``'s look-ahead (SOC: ``window.batteries``).
+
+        ``disconnected``: consumers the agent has shed and still holds off, with their demand when shed.
+        Their meters now read zero, which is not what they would draw: their present demand is taken as it
+        was, or the island would reconnect them at the next step only to shed them again."""
         ahead = window.lookahead(self.reserve_steps) if window.lookahead is not None else window
         demand = np.hstack([ahead.load_p_kw, ahead.ev_p_kw])
+        for consumer, kw in (disconnected or {}).items():
+            demand[0, self._position[consumer]] = kw
         fleet = ahead.batteries
         k = fleet.ids.index(self.battery)
         unit = BatteryFleet.of([window.network.batteries[self.battery]])
@@ -87,6 +96,7 @@ class IslandPlanner:
                 if kw > 0.0
             },
             shed=tuple(self.consumers[i] for i in order.tolist() if not served[i]),
+            shed_demand_kw={self.consumers[i]: float(demand[0, i]) for i in np.flatnonzero(~served).tolist()},
             served_kw=float(balance.served_kw[0].sum()),
             shed_kw=float(balance.shed_kw[0].sum()),
             critical_kw=float(demand[0, self.critical].sum()),

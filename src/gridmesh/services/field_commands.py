@@ -45,6 +45,7 @@ _ACTIONS: Mapping[DeviceKind, tuple[str, ...]] = {
     DeviceKind.EVSE: (SET_POWER, RELEASE),
     DeviceKind.INVERTER: (SET_POWER, RELEASE),
     DeviceKind.SWITCH: (OPEN, CLOSE),
+    DeviceKind.METER: (OPEN, CLOSE),  # the meter's supply relay: open disconnects the load
 }
 
 
@@ -85,6 +86,7 @@ class CommandDesk:
             DeviceKind.BATTERY: {e: i for i, e in enumerate(index.batteries)},
             DeviceKind.EVSE: {e: i for i, e in enumerate(index.ev_chargers)},
             DeviceKind.INVERTER: {e: i for i, e in enumerate(index.generators)},
+            DeviceKind.METER: {e: i for i, e in enumerate(index.loads)},
         }
 
     def execute(self, command: Command, addressed_to: str, now_ns: int) -> str:
@@ -107,6 +109,9 @@ class CommandDesk:
             return f"unknown action {command.action!r}; a {spec.kind.value} takes {' or '.join(actions)}"
         if spec.kind is DeviceKind.SWITCH:
             return self._switch(spec.element, command.action == CLOSE, now_ns)
+        if spec.kind is DeviceKind.METER:
+            self.grid.set_supply(self._position[spec.kind][spec.element], command.action == CLOSE)
+            return ""
         position = self._position[spec.kind][spec.element]
         if command.action == RELEASE:
             self._apply(spec.kind, position, None)

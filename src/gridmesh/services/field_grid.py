@@ -75,6 +75,8 @@ class FieldGrid:
         self.gen_cap_kw: FloatArray = np.full(len(self._gens), np.nan)  # NaN: not curtailed
         # Consumption shed per load (power-flow order), e.g. a site answering a demand-response event.
         self.load_shed_kw: FloatArray = np.zeros(len(net.loads))
+        # Per load (power-flow order): the supply relay of its smart meter is closed (DLMS disconnect control).
+        self.load_supplied: BoolArray = np.ones(len(net.loads), dtype=bool)
         # Present charging power per charger (power-flow order, NaN: use the seeded sessions) when the
         # chargers are played by something else, e.g. the OCPP stations obeying the centre's smart charging.
         self.ev_power: Callable[[], FloatArray] | None = None
@@ -117,6 +119,10 @@ class FieldGrid:
     def set_gen_cap(self, position: int, kw: float | None) -> None:
         """Curtailment limit in kW for the generator at ``position``; None releases it."""
         self.gen_cap_kw[position] = np.nan if kw is None else kw
+
+    def set_supply(self, position: int, closed: bool) -> None:
+        """Open or close the supply relay of the meter of the load at ``position`` (open: the load draws nothing)."""
+        self.load_supplied[position] = closed
 
     def is_closed(self, switch: str) -> bool:
         """Present position of a remote-controllable switch."""
@@ -201,7 +207,7 @@ class FieldGrid:
         """
         base = self.profile_values(when)
         live = self._energized_bus
-        load_live, gen_live = live[self.load_bus], live[self.gen_bus]
+        load_live, gen_live = live[self.load_bus] & self.load_supplied, live[self.gen_bus]
         ev_live, bat_live = live[self.ev_bus], live[self.battery_bus]
 
         request = np.where(bat_live, np.nan_to_num(self.battery_setpoint_kw, nan=0.0), 0.0)

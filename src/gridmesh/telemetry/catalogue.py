@@ -1,10 +1,10 @@
 """The device catalogue: which field devices a scenario has, where they sit and what they report.
 
-Every load has a smart meter, every generator an inverter, every battery and EV charger its controller,
-every transformer a monitor on its LV side, every external grid a substation meter, every
-remote-controllable switch an RTU reporting its position (and fault passage for reclosers and
-sectionalisers). The field simulator publishes, and the centre expects, exactly this catalogue; state
-estimation maps each reading back to the element through it.
+Every load has a smart meter (whose supply relay can be opened to disconnect the load), every generator
+an inverter, every battery and EV charger its controller, every transformer a monitor on its LV side,
+every external grid a substation meter, every remote-controllable switch an RTU reporting its position
+(and fault passage for reclosers and sectionalisers). The field simulator publishes, and the centre
+expects, exactly this catalogue; state estimation maps each reading back to the element through it.
 """
 
 from __future__ import annotations
@@ -125,5 +125,5 @@ def catalogue_of(network: Network) -> Catalogue:
     for gen in network.generators.values():
         add(DeviceKind.INVERTER, gen.id, gen.bus, controllable=gen.curtailable)
     for load in network.loads.values():
-        add(DeviceKind.METER, load.id, load.bus, controllable=False)
+        add(DeviceKind.METER, load.id, load.bus, controllable=True)  # its supply relay opens and closes
     return Catalogue(devices)
