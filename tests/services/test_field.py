@@ -15,6 +15,7 @@ import numpy as np
 import pandapower as pp
 import pytest
 
+from gridmesh.control.resync import SideState, ieee1547_limits, synchronise, wrap_deg
 from gridmesh.model.io.pandapower import to_pandapower
 from gridmesh.model.io.scenario_yaml import read_scenario
 from gridmesh.model.scenario import Scenario
@@ -411,9 +412,48 @@ def test_a_grid_forming_battery_holds_its_microgrid_when_the_pcc_opens(
     record.clear()
     sim.step(60)
     assert {e.kind for e in record.events()} == {"last-gasp"}
+    assert "Hz" not in latest(record.telemetry(), BATTERY)  # no supply: no frequency to measure
     sim.grid.set_faults([])  # repaired: the battery forms its island again
     assert [i.former for i in sim.grid.islands] == ["bess"]
     send(bus, command(centre_ring, sim, PCC, "close"))
     sim.step(60)
     assert sim.grid.islands == ()
     assert sim.last_state is not None and sim.last_state.battery_p_kw[0] == pytest.approx(0.0)
+
+
+def test_an_island_runs_at_its_droop_frequency_and_is_synchronised_when_the_pcc_closes(
+    small_scenario_file: Path, tmp_path: Path, bus: InProcessBus
+) -> None:
+    text = small_scenario_file.read_text().replace("eta_discharge: 0.93}", "eta_discharge: 0.93, grid_forming: true}")
+    path = tmp_path / "forming.yaml"
+    path.write_text(text)
+    forming = read_scenario(path)
+    field_ring, centre_ring = provision_keyrings(catalogue_of(forming.network).devices)
+    record = Recorder(bus)
+    sim = simulator(forming, bus, field_ring, tmp_path, start=datetime(2016, 6, 1, 20))  # evening: no PV
+    sim.step(60)
+    assert latest(record.telemetry(), BATTERY)["Hz"] == 50.0  # on the grid: the grid's frequency
+    send(bus, command(centre_ring, sim, PCC, "open"))
+    hz = []
+    for _ in range(2):
+        sim.step(60)
+        assert sim.last_state is not None
+        drawn_kw = float(sim.last_state.battery_p_kw[0])
+        # P-droop 1 %: 0.5 Hz below 50 Hz at the battery's full 40 kW
+        assert latest(record.telemetry(), BATTERY)["Hz"] == pytest.approx(50.0 - 0.5 * drawn_kw / 40.0)
+        hz.append(50.0 - 0.5 * drawn_kw / 40.0)
+    assert hz[0] < 50.0
+    record.clear()
+    send(bus, command(centre_ring, sim, PCC, "close"))
+    sim.step(60)
+    assert sim.grid.islands == ()
+    (event,) = [e for e in record.events() if e.kind == "resync"]
+    # Formed in phase; the angle then turned at the first minute's frequency difference.
+    angle = wrap_deg(360.0 * (hz[0] - 50.0) * 60.0)
+    assert event.device == PCC
+    assert event.detail["df_hz"] == pytest.approx(hz[1] - 50.0, abs=1e-4)
+    assert event.detail["dangle_deg"] == pytest.approx(angle, abs=0.01)
+    expected = synchronise(SideState(1.0, hz[1], angle), SideState(1.0, 50.0, 0.0), ieee1547_limits(40.0))
+    assert event.detail["seconds"] == pytest.approx(expected.seconds, abs=1e-3)
+    assert not expected.before.allowed and expected.seconds > 0  # out of the window: synchronising took time
+    assert latest(record.telemetry(), BATTERY)["Hz"] == 50.0

@@ -45,6 +45,7 @@ the gateway offline when the connection dies. Each device also has a retained ``
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -64,7 +65,7 @@ from gridmesh.security.keys import DeviceCredential, DeviceSecret, FieldKeyring
 from gridmesh.security.signing import sign
 from gridmesh.services.bus import Bus, Message
 from gridmesh.services.field_commands import CommandDesk, FaultOrderDesk
-from gridmesh.services.field_faults import FaultBook
+from gridmesh.services.field_faults import FaultBook, Notice
 from gridmesh.services.field_grid import BoolArray, FieldGrid, GridState
 from gridmesh.services.field_readings import KindTable, kind_tables
 from gridmesh.services.field_seq import SeqStore
@@ -295,9 +296,12 @@ class FieldSimulator:
         return int(self.seqs.take(self._gateway_row)[0])
 
     def _protection_events(self, outbox: _Outbox) -> int:
-        """Signed events of the protection steps taken since the last tick (switches with a device)."""
+        """Signed events of the protection steps taken since the last tick, and of the closings that
+        synchronised a live island onto the grid (``resync``; switches with a device)."""
         switches = self._switch_devices
-        notices = self.faults.take_notices()
+        notices = self.faults.take_notices() + [
+            Notice(self.now_ns(), s.switch, "resync", s.detail) for s in self.grid.take_synchronised()
+        ]
         for notice in notices:
             spec = switches.get(notice.switch)
             if spec is None:
@@ -417,7 +421,7 @@ class FieldSimulator:
             picked.tolist(), rows.tolist(), self.seqs.take(rows).tolist(), values, strict=True
         ):
             spec = table.devices[k]
-            body = [Reading(q, v) for q, v in zip(spec.reports, row_values, strict=False)]
+            body = [Reading(q, v) for q, v in zip(spec.reports, row_values, strict=False) if not math.isnan(v)]
             readings += len(body)
             outbox.add(row, "telemetry", Envelope(spec.id, seq, now_ns, body), seq)
         report.telemetry += len(rows)

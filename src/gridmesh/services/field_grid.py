@@ -6,7 +6,11 @@ switch positions. :meth:`FieldGrid.advance` moves to a new instant and solves ON
 whole network (a batch of one on a model built once; a switching rebuilds it, some 40 ms on the demo).
 
 Devices on a bus with no path to a source (after a switch opened) produce and consume nothing: inverters
-stop (anti-islanding), batteries idle, chargers pause, loads go dark.
+stop (anti-islanding), batteries idle, chargers pause, loads go dark. Where a grid-forming battery is
+there, it holds the part up as an island: its P-droop sets the island's frequency (reported by the
+batteries there), whose difference from the grid's turns the island's phase angle against the grid; a
+switch that closes such an island back onto the grid synchronises it first (synch-check, IEEE 1547-2018
+limits; :mod:`gridmesh.control.resync`), and the closing is recorded in :attr:`FieldGrid.synchronised`.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from gridmesh.control.resync import DEGREES_PER_CYCLE, Resync, SideState, ieee1547_limits, synchronise, wrap_deg
 from gridmesh.devices.battery import BatteryFleet
 from gridmesh.devices.ev import Sessions, draw_sessions, uncontrolled_power
-from gridmesh.model.graph import connectivity
+from gridmesh.model.graph import connectivity, far_side_buses
 from gridmesh.model.network import Network
 from gridmesh.model.scenario import Scenario
-from gridmesh.physics.island import Island, find_islands, with_island_sources
+from gridmesh.physics.island import Droop, Island, find_islands, with_island_sources
 from gridmesh.physics.powerflow import FULL_OUTPUTS, FloatArray, Injections, PowerFlow, PowerFlowResult
 from gridmesh.physics.short_circuit import Fault
 from gridmesh.sim.injections import ProfileWindow
@@ -32,6 +37,27 @@ from gridmesh.sim.profiles_at import ProfilesAt
 BoolArray = npt.NDArray[np.bool_]
 SESSION_DAYS = 28  # EV sessions are drawn for four weeks and repeat (scenarios without profiles)
 _SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Synchronised:
+    """A switch closed a live island back onto the grid after synchronising it."""
+
+    switch: str
+    former: str  # the island's grid-forming battery
+    resync: Resync
+
+    @property
+    def detail(self) -> dict[str, str | float]:
+        """What the switch's ``resync`` event tells: the differences found, and how long synchronising took."""
+        before = self.resync.before
+        return {
+            "former": self.former,
+            "seconds": round(self.resync.seconds, 3),
+            "df_hz": round(before.df_hz, 4),
+            "dv_pu": round(before.dv_pu, 4),
+            "dangle_deg": round(before.dangle_deg, 2),
+        }
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,7 @@ class GridState:
     switch_closed: dict[str, bool]  # remote switches
     fault_indicated: frozenset[str] = frozenset()  # switches whose fault passage indicator is latched
     load_shed_kw: FloatArray | None = None  # consumption shed per load in this power flow (None: none)
+    battery_hz: FloatArray | None = None  # frequency at each battery (NaN without supply; None: nominal)
 
     @property
     def failed(self) -> bool:
@@ -90,6 +117,10 @@ class FieldGrid:
         self._depleted: set[str] = set()  # grid-forming batteries that could no longer hold their island
         self._faulted_buses: frozenset[str] = frozenset()  # where a fault is present: no island holds them
         self._islands: tuple[Island, ...] = ()
+        self.droop = Droop()
+        self._island_phase: dict[str, tuple[float, float]] = {}  # former → (Hz, angle to the grid in degrees)
+        self.synchronised: list[Synchronised] = []  # closings onto live islands, taken by the simulator
+        self._last_v_pu: FloatArray | None = None
         self.engine: PowerFlow
         self._build()
         idx = self.engine.index
@@ -133,12 +164,45 @@ class FieldGrid:
         present = self.network.switches[switch]
         if present.is_closed == closed:
             return False
+        held = self._islands
         self.network = self.network.with_elements([present.model_copy(update={"closed": closed})])
         self._depleted.clear()  # a new topology: every grid-forming battery may try again
         self._build()
+        if closed:
+            self._synchronise(switch, held)
         if present.remote:
             self._remote_closed[switch] = closed
         return True
+
+    def _synchronise(self, switch: str, held: tuple[Island, ...]) -> None:
+        """Record how each island this closing joined to the grid was synchronised before the breaker
+        closed: the synch-check across the switch at the island's frequency and angle, and the time its
+        grid-forming unit took to bring them into the window (seconds, well inside one tick)."""
+        now_formers = {i.former for i in self._islands}
+        sides = (self.network.switches[switch].bus, *far_side_buses(self.network, switch))
+        bus_pos = {b: i for i, b in enumerate(self.engine.index.buses)}
+        for island in held:
+            joined = island.former not in now_formers and self._energized_bus[bus_pos[island.buses[0]]]
+            inside = [b for b in sides if b in island.buses]
+            outside = [b for b in sides if b not in island.buses]
+            if not joined or not inside or not outside:
+                continue
+            f_hz, angle = self._island_phase.get(island.former, (self.droop.f0_hz, 0.0))
+            v = self._last_v_pu
+            v_island = float(v[bus_pos[inside[0]]]) if v is not None else 1.0
+            v_grid = float(v[bus_pos[outside[0]]]) if v is not None else 1.0
+            limits = ieee1547_limits(self.network.batteries[island.former].p_kw)
+            resync = synchronise(
+                SideState(v_island, f_hz, angle),
+                SideState(v_grid if v_grid > 0 else v_island, self.droop.f0_hz, 0.0),
+                limits,
+            )
+            self.synchronised.append(Synchronised(switch, island.former, resync))
+
+    def take_synchronised(self) -> list[Synchronised]:
+        """The closings onto live islands since the last call."""
+        taken, self.synchronised = self.synchronised, []
+        return taken
 
     @property
     def islands(self) -> tuple[Island, ...]:
@@ -161,6 +225,11 @@ class FieldGrid:
         position = {b: i for i, b in enumerate(self.network.batteries)}
         sources = {s: i for i, s in enumerate(self.engine.index.sources)}
         self._former = np.array([position[i.former] for i in self._islands], dtype=np.int64)
+        battery_bus = np.array([b.bus for b in self.network.batteries.values()], dtype=object)
+        # per island, the batteries inside it (they report its frequency)
+        self._island_batteries = np.array(
+            [np.isin(battery_bus, i.buses) for i in self._islands], dtype=bool
+        ).reshape(len(self._islands), len(battery_bus))
         self._former_source = np.array([sources[i.source_id] for i in self._islands], dtype=np.int64)
         conn = connectivity(solved)
         by_id = dict(zip(conn.bus_ids, conn.energized, strict=True))
@@ -183,8 +252,10 @@ class FieldGrid:
         """Each island's grid-forming battery delivers what its island draws (the source's power): its SOC
         integrates that; one that cannot (SOC window) gives up its island, which goes dark next tick."""
         if not self._islands:
+            self._island_phase = {}
             return
         drawn = np.nan_to_num(flow.grid_p_kw[0][self._former_source])
+        self._turn_islands(self.droop.frequency_hz(drawn, self.battery_rating_kw[self._former]), elapsed_s)
         request = np.zeros(len(self.fleet))
         request[self._former] = drawn
         if elapsed_s > 0:
@@ -197,6 +268,23 @@ class FieldGrid:
         if failing.any():
             self._depleted.update(self._islands[k].former for k in np.flatnonzero(failing))
             self._build(same_topology=True)
+
+    def _turn_islands(self, hz: FloatArray, elapsed_s: float) -> None:
+        """Each island's angle to the grid turns at its frequency difference over the interval just held
+        (at the frequency it had), then takes its new frequency; an island formed just now starts in phase."""
+        f0, phase = self.droop.f0_hz, {}
+        for island, f_new in zip(self._islands, hz.tolist(), strict=True):  # a handful of islands at most
+            held = self._island_phase.get(island.former)
+            turned = 0.0 if held is None else wrap_deg(held[1] + DEGREES_PER_CYCLE * (held[0] - f0) * elapsed_s)
+            phase[island.former] = (f_new, turned)
+        self._island_phase = phase
+
+    def battery_hz(self, battery_live: BoolArray) -> FloatArray:
+        """Frequency at each battery: the grid's, its island's, or NaN without supply."""
+        hz = np.where(battery_live, self.droop.f0_hz, np.nan)
+        for k, island in enumerate(self._islands):
+            hz[self._island_batteries[k]] = self._island_phase.get(island.former, (self.droop.f0_hz, 0.0))[0]
+        return hz
 
     # -- stepping -----------------------------------------------------------------------------------
     def advance(self, when: datetime, elapsed_s: float) -> GridState:
@@ -237,6 +325,7 @@ class FieldGrid:
         )
         flow = self.engine.run(injections)
         self._hold_islands(flow, battery_kw, elapsed_s)
+        self._last_v_pu = flow.v_pu[0]
         return GridState(
             when=when,
             flow=flow,
@@ -252,6 +341,7 @@ class FieldGrid:
             switch_closed=dict(self._remote_closed),
             fault_indicated=self.fault_indicated,
             load_shed_kw=self.load_shed_kw.copy(),
+            battery_hz=self.battery_hz(bat_live),
         )
 
     def profile_values(self, when: datetime) -> ProfileWindow:

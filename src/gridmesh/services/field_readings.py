@@ -74,7 +74,8 @@ class KindTable:
             columns = [state.gen_p_kw[e] * W_PER_KW, state.gen_q_kvar[e] * W_PER_KW, phv]
         elif kind is DeviceKind.BATTERY:
             p = state.battery_p_kw[e] * W_PER_KW
-            columns = [p, zeros, phv, state.battery_soc[e] * 100.0, state.battery_setpoint_kw[e] * W_PER_KW]
+            hz = np.full(n, NOMINAL_HZ) if state.battery_hz is None else state.battery_hz[e]  # NaN: no supply
+            columns = [p, zeros, phv, state.battery_soc[e] * 100.0, state.battery_setpoint_kw[e] * W_PER_KW, hz]
         elif kind is DeviceKind.EVSE:
             columns = [state.ev_p_kw[e] * W_PER_KW, state.ev_limit_kw[e] * W_PER_KW]
         elif kind is DeviceKind.TRANSFORMER_MONITOR:

@@ -36,7 +36,7 @@ class DeviceKind(StrEnum):
 REPORTS: Mapping[DeviceKind, tuple[str, ...]] = {
     DeviceKind.METER: ("TotW", "TotVAr", "PhV"),
     DeviceKind.INVERTER: ("TotW", "TotVAr", "PhV"),
-    DeviceKind.BATTERY: ("TotW", "TotVAr", "PhV", "SocPct", "WSpt"),
+    DeviceKind.BATTERY: ("TotW", "TotVAr", "PhV", "SocPct", "WSpt", "Hz"),
     DeviceKind.EVSE: ("TotW", "WSpt"),
     DeviceKind.TRANSFORMER_MONITOR: ("TotW", "TotVAr", "PhV", "A"),
     DeviceKind.SUBSTATION: ("TotW", "TotVAr", "PhV", "Hz"),
