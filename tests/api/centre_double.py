@@ -92,7 +92,14 @@ def sample_state(time: datetime = T0, *, import_a_kw: float = 42.5, substation_p
         substation_q_kvar=35.0,
         sites=[
             SiteSummary(site="mg-a", import_kw=import_a_kw, soc_pct=63.0, renewable_share_pct=18.0, islanded=False),
-            SiteSummary(site="mg-b", import_kw=-27.0, soc_pct=None, renewable_share_pct=100.0, islanded=True),
+            SiteSummary(
+                site="mg-b",
+                import_kw=-27.0,
+                soc_pct=None,
+                renewable_share_pct=100.0,
+                islanded=True,
+                frequency_hz=49.712,
+            ),
         ],
         estimator=EstimatorInfo(observable=True, j=12.3, threshold=31.4, suspects=[], cycle_ms=4.2),
     )

@@ -93,6 +93,7 @@ def test_viewer_reads_everything(client: TestClient, tokens: dict[Role, str], ce
         "soc_pct": None,
         "renewable_share_pct": 100.0,
         "islanded": True,
+        "frequency_hz": 49.712,
     }
     assert [d["id"] for d in client.get("/api/v1/devices?site=mg-a", headers=h).json()] == ["meter-A3", "battery-A2"]
     assert [d["id"] for d in client.get("/api/v1/devices?kind=inverter", headers=h).json()] == ["inverter-B4"]

@@ -123,6 +123,7 @@ def test_opening_the_pcc_raises_an_outage_and_islands_the_site_until_it_closes(r
     assert len(outages) == 1 and "LV1.101" in outages[0].message
     site = {s.site: s for s in rig.centre.state().sites}["mg"]  # type: ignore[union-attr]
     assert site.islanded
+    assert site.frequency_hz is None  # no grid-forming battery: the island is dark, nothing measures a frequency
     acknowledged = rig.centre.acknowledge(outages[0].id, "op")
     assert acknowledged.acknowledged_by == "op"
     with pytest.raises(NotFound):
@@ -131,7 +132,8 @@ def test_opening_the_pcc_raises_an_outage_and_islands_the_site_until_it_closes(r
     rig.step()
     rig.step()
     assert not [a for a in rig.centre.alarms(active_only=True) if a.kind == "outage"]
-    assert not {s.site: s for s in rig.centre.state().sites}["mg"].islanded  # type: ignore[union-attr]
+    back = {s.site: s for s in rig.centre.state().sites}["mg"]  # type: ignore[union-attr]
+    assert not back.islanded and back.frequency_hz == 50.0
 
 
 def test_history_and_buckets_come_from_the_historian(rig: Rig) -> None:

@@ -104,6 +104,8 @@ def test_dashboard_live(served: Served, page: Page, tmp_path: Path) -> None:
     expect(hofweiler.locator(".flow")).to_contain_text("42.5 kW")
     expect(hofweiler.locator(".flow")).to_contain_text("import")
     expect(page.locator('.site[data-site="mg-b"] .badge')).to_have_text("islanded")
+    expect(page.locator('.site[data-site="mg-b"] .island-hz')).to_have_text("49.71 Hz")  # the island's frequency
+    expect(page.locator('.site[data-site="mg-a"] .island-hz')).to_have_count(0)
     expect(page.locator("#counters")).to_contain_text("123,456")
     control = page.locator("#control")
     expect(control.locator('[data-part="controllers"]')).to_have_text("mpc › self-consumption · every 15 min")

@@ -76,6 +76,9 @@ class SiteSummary(View):
     soc_pct: float | None = Field(description="energy-weighted mean SOC of the site's batteries; None if none")
     renewable_share_pct: float | None = Field(description="renewable generation / consumption, capped at 100")
     islanded: bool
+    frequency_hz: float | None = Field(
+        None, description="measured at the site's batteries (an island's droop frequency); None when none measures"
+    )
 
 
 class EstimatorInfo(View):

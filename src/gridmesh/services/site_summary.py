@@ -2,7 +2,9 @@
 
 Import comes from the *estimated* branch flow at the PCC (as studies measure it); SOC and the renewable
 share from the devices' latest readings (energy-weighted SOC of the site's batteries; inverter output over
-meter consumption, capped at 100 %). Membership masks are built once, so a cycle is a few numpy sums.
+meter consumption, capped at 100 %); the frequency from the batteries' ``Hz`` of their latest report (a
+battery without supply reports none, so an older value no longer counts). Membership masks are built
+once, so a cycle is a few numpy sums.
 """
 
 from __future__ import annotations
@@ -46,8 +48,15 @@ class SiteSummaries:
                     np.array([u in loads for u in use], dtype=bool),
                 )
 
+    def _frequency_hz(self) -> FloatArray:
+        """Per battery: its ``Hz`` if its latest report carried one, else NaN."""
+        hz = self.image.series(DeviceKind.BATTERY, "Hz")
+        power = self.image.series(DeviceKind.BATTERY, "TotW")
+        return np.where(hz.ts_ns >= power.ts_ns, hz.value, np.nan)
+
     def __call__(self, estimate: Estimate) -> list[SiteSummary]:
         soc = self.image.series(DeviceKind.BATTERY, "SocPct").value
+        hz = self._frequency_hz()
         gen = self.image.series(DeviceKind.INVERTER, "TotW").value
         use = self.image.series(DeviceKind.METER, "TotW").value
         out = []
@@ -60,6 +69,7 @@ class SiteSummaries:
             soc_pct = float(np.sum(soc[has] * energy[has]) / np.sum(energy[has])) if has.any() else None
             produced, consumed = float(np.nansum(gen[g])), float(np.nansum(use[u]))
             share = min(100.0, 100.0 * produced / consumed) if consumed > 0 else None
+            measured = hz[(energy > 0) & np.isfinite(hz)]
             out.append(
                 SiteSummary(
                     site=site,
@@ -67,6 +77,7 @@ class SiteSummaries:
                     soc_pct=None if soc_pct is None else round(soc_pct, 1),
                     renewable_share_pct=None if share is None else round(share, 1),
                     islanded=pcc in self.network.switches and not self._closed(pcc),
+                    frequency_hz=round(float(measured.mean()), 3) if measured.size else None,
                 )
             )
         return out

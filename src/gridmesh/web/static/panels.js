@@ -21,8 +21,9 @@ export function renderSites(container, summaries, siteNames) {
     const importing = s.import_kw >= 0;
     const flow = `${Math.abs(s.import_kw).toFixed(1)} kW<small>${importing ? "import" : "export"}</small>`;
     const badge = s.islanded ? '<span class="badge islanded">islanded</span>' : '<span class="badge connected">grid-connected</span>';
+    const hz = s.islanded && s.frequency_hz != null ? `<span class="island-hz" title="island frequency">${s.frequency_hz.toFixed(2)} Hz</span>` : "";
     return `<div class="site" data-site="${escapeHtml(s.site)}">` +
-      `<div class="site-head"><span class="site-name">${escapeHtml(siteNames.get(s.site) ?? s.site)}</span>${badge}</div>` +
+      `<div class="site-head"><span class="site-name">${escapeHtml(siteNames.get(s.site) ?? s.site)}</span>${hz}${badge}</div>` +
       `<div class="flow ${importing ? "import" : "export"}">${importing ? "↓" : "↑"} ${flow}</div>` +
       bar("soc", "Battery SOC", s.soc_pct) + bar("res", "Renewable share", s.renewable_share_pct) + "</div>";
   }).join("");
