@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridmesh.model.elements import Bus, ExternalGrid, Generator, Line, Load
+from gridmesh.model.elements import Battery, Bus, ExternalGrid, Generator, Line, Load
 from gridmesh.model.kinds import GeneratorKind
 from gridmesh.model.network import Network
 from gridmesh.services.historian.base import ReadingRows
@@ -79,3 +79,16 @@ def test_overlay_puts_fresh_readings_over_the_fallback() -> None:
     )
     np.testing.assert_array_equal(fresh_only, [1.0, 2.0, 3.0])  # house 2's reading (ts 10) is too old
     assert kept == 2
+
+
+def test_a_quantity_left_out_of_the_latest_report_no_longer_counts() -> None:
+    network = Network.from_elements(
+        [*_network().elements(), Battery(id="bess", bus="b1", p_kw=10, e_kwh=20, grid_forming=True)]
+    )
+    image = LiveImage(catalogue_of(network))
+    bess = device_id(DeviceKind.BATTERY, "bess")
+    image.update(_rows([(bess, "TotW", "", 4000.0, 10), (bess, "Hz", "", 49.8, 10)]))
+    np.testing.assert_array_equal(image.reported_with(DeviceKind.BATTERY, "Hz").value, [49.8])
+    image.update(_rows([(bess, "TotW", "", 0.0, 20)]))  # without supply: no frequency in the report
+    assert np.isnan(image.reported_with(DeviceKind.BATTERY, "Hz").value).all()
+    assert image.series(DeviceKind.BATTERY, "Hz").value[0] == 49.8  # the plain series keeps the last value

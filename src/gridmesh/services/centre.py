@@ -411,14 +411,17 @@ class ControlCentre:
         return dict(zip((*index.lines, *index.transformers), values, strict=True))
 
     def _observed(self, estimate: Estimate) -> ObservedState:
-        freq = self.image.series(DeviceKind.SUBSTATION, "Hz")
+        # the substations' frequency, and each battery's where it measures one (an island's droop frequency)
+        measured = (self.image.series(DeviceKind.SUBSTATION, "Hz"), self.image.reported_with(DeviceKind.BATTERY, "Hz"))
         index = estimate.index
         return ObservedState(
             bus_ids=index.buses,
             v_pu=estimate.v_pu if estimate.observable else np.full(len(index.buses), np.nan),
             branch_ids=(*index.lines, *index.transformers),
             loading=np.concatenate([estimate.line_loading, estimate.trafo_loading]),
-            frequency_hz={d: float(v) for d, v in zip(freq.devices, freq.value, strict=True) if np.isfinite(v)},
+            frequency_hz={
+                d: float(v) for f in measured for d, v in zip(f.devices, f.value, strict=True) if np.isfinite(v)
+            },
             last_seen_ns=self.ingest.last_seen(),
             expected_period_s=self._periods,
             # Largest normalised residual: only the first suspect is the identified bad datum; the others

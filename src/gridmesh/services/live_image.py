@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -121,3 +121,10 @@ class LiveImage:
             ts = np.where(slots >= 0, self._ts[slots], 0)
         devices, elements, buses = self._labels[kind]
         return SeriesValues(devices, elements, buses, value, ts.astype(np.int64))
+
+    def reported_with(self, kind: DeviceKind, quantity: str, beside: str = "TotW") -> SeriesValues:
+        """Like :meth:`series`, NaN where the device's latest report (the one that carried ``beside``) left
+        ``quantity`` out: a device that reports a quantity only while it can measure it (a battery's
+        frequency without supply) must not keep its older value."""
+        latest, along = self.series(kind, quantity), self.series(kind, beside)
+        return replace(latest, value=np.where(latest.ts_ns >= along.ts_ns, latest.value, np.nan))

@@ -48,15 +48,9 @@ class SiteSummaries:
                     np.array([u in loads for u in use], dtype=bool),
                 )
 
-    def _frequency_hz(self) -> FloatArray:
-        """Per battery: its ``Hz`` if its latest report carried one, else NaN."""
-        hz = self.image.series(DeviceKind.BATTERY, "Hz")
-        power = self.image.series(DeviceKind.BATTERY, "TotW")
-        return np.where(hz.ts_ns >= power.ts_ns, hz.value, np.nan)
-
     def __call__(self, estimate: Estimate) -> list[SiteSummary]:
         soc = self.image.series(DeviceKind.BATTERY, "SocPct").value
-        hz = self._frequency_hz()
+        hz = self.image.reported_with(DeviceKind.BATTERY, "Hz").value
         gen = self.image.series(DeviceKind.INVERTER, "TotW").value
         use = self.image.series(DeviceKind.METER, "TotW").value
         out = []
