@@ -408,9 +408,13 @@ def sample_microgrids() -> list[MicrogridView]:
 
 
 def sample_run(run_id: str = "co-1", state: str = "done") -> CoordinationRunView:
-    """Four ADMM rounds converging at the fourth; 1 % above the centralised optimum (101 vs 100 EUR)."""
+    """Four ADMM rounds converging at the fourth; 1 % above the centralised optimum (101 vs 100 EUR).
+
+    Done, it agrees flat PCC schedules (mg-a imports 40 kW, mg-b exports 10 kW) at prices that peak 17:00-21:00.
+    """
     primal, dual = [40.0, 9.0, 2.5, 0.4], [3.0, 1.2, 0.3, 0.05]
     done = state == "done"
+    price = [0.12 if 17 <= hour < 21 else 0.05 for hour in range(24)]
     return CoordinationRunView(
         id=run_id,
         state=state,  # type: ignore[arg-type]
@@ -428,7 +432,7 @@ def sample_run(run_id: str = "co-1", state: str = "done") -> CoordinationRunView
         objective_eur=101.0 if done else None,
         centralised_eur=100.0 if done else None,
         gap=0.01 if done else None,
-        price_eur_per_kw={"mg-a": [0.0] * 24, "mg-b": [0.0] * 24} if done else {},
+        price_eur_per_kw={"mg-a": price, "mg-b": [p - 0.01 for p in price]} if done else {},
         pcc_kw={"mg-a": [40.0] * 24, "mg-b": [-10.0] * 24} if done else {},
         plans_sent=["mg-a", "mg-b"] if done else [],
     )

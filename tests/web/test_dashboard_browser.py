@@ -342,6 +342,27 @@ def test_coordination_panel(served: Served, page: Page, tmp_path: Path) -> None:
     expect(rounds.nth(3)).to_have_class("converged")  # 0.4 ≤ 0.5 kW and 0.05 ≤ 0.1 €/kW
     expect(rounds.nth(0)).not_to_have_class("converged")
 
+    # the run's outcome: one line per microgrid in both charts, each microgrid in the same colour in both
+    schedules = panel.locator('[data-part="schedules"]')
+    expect(schedules).to_be_visible()
+    expect(panel.locator('[data-part="schedules-note"]')).to_be_hidden()
+    pcc, price = panel.locator('[data-part="pcc-chart"]'), panel.locator('[data-part="price-chart"]')
+    for chart in (pcc, price):
+        expect(chart).to_have_attribute("data-points", "24")
+        expect(chart).to_have_attribute("data-lines", "2")
+        expect(chart.locator("polyline.overlay")).to_have_count(2)
+        expect(chart.locator(".legend text")).to_have_text(["mg-a", "mg-b"])
+    strokes = [
+        c.locator("polyline.overlay").evaluate_all("ls => ls.map(l => l.getAttribute('stroke'))") for c in (pcc, price)
+    ]
+    assert strokes[0] == strokes[1] and len(set(strokes[0])) == 2
+    assert distinct_colours(schedules.screenshot(path=str(tmp_path / "schedules.png"))) > 20
+    # a poll with the same run re-renders the agents' rows but leaves the charts as drawn
+    pcc.locator("polyline.overlay").first.evaluate("line => line.setAttribute('data-probe', '')")
+    connected.evaluate("row => row.setAttribute('data-probe', '')")
+    expect(panel.locator("tr[data-probe]")).to_have_count(0, timeout=WAIT_MS)
+    expect(pcc.locator("polyline[data-probe]")).to_have_count(1)
+
     expect(panel.locator('[data-part="up-max"]')).to_have_text("120 kW", timeout=WAIT_MS)
     expect(panel.locator('[data-part="down-max"]')).to_have_text("80 kW")
     expect(panel.locator('[data-part="envelope"]')).to_have_attribute("data-points", "4")
@@ -353,6 +374,10 @@ def test_coordination_panel(served: Served, page: Page, tmp_path: Path) -> None:
     assert served.centre.coordination_requests == [(None, "night-shift")]
     expect(summary).to_contain_text("co-2", timeout=WAIT_MS)
     expect(summary.locator(".run-state")).to_have_text("running")
+    expect(schedules).to_be_hidden()  # a run in progress has no schedules yet
+    expect(panel.locator('[data-part="schedules-note"]')).to_have_text(
+        "no schedules yet: they come with the run's outcome"
+    )
     panel.get_by_role("button", name="Run day-ahead coordination").click()
     expect(panel.locator('[data-part="run-result"]')).to_contain_text("in progress", timeout=WAIT_MS)
 

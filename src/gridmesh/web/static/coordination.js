@@ -1,6 +1,6 @@
 // The coordination panel: the microgrids' edge agents (mode, online, plan in force), the latest day-ahead
-// coordination run (ADMM rounds with their residuals, the gap to the centralised optimum) with an operator
-// button to start one, and a VPP's flexibility envelope (up/down capability per interval) with an operator
+// coordination run (ADMM rounds with their residuals, the gap to the centralised optimum, the agreed PCC
+// schedules and coordination prices per microgrid) with an operator button to start one, and a VPP's flexibility envelope (up/down capability per interval) with an operator
 // form to dispatch an award over it and see the delivery measured by the full power flow.
 
 import { drawChart } from "./charts.js";
@@ -18,6 +18,9 @@ const DELIVERY_LINES = [
   { key: "delivered_kw", colour: "#0ea5e9", label: "delivered", dash: "2 2" },
 ];
 const DAY_MINUTES = 24 * 60;
+const HOUR_MS = 3600e3;
+// One colour per microgrid, by its place in the run's agents, the same in both schedule charts.
+const MICROGRID_COLOURS = ["#6366f1", "#f59e0b", "#0ea5e9", "#ec4899", "#22c55e", "#a855f7"];
 
 function number(value, digits = 1) {
   return value == null ? "—" : value.toLocaleString([], { maximumFractionDigits: digits });
@@ -54,12 +57,31 @@ function drawEnvelope(svg, env, lines = []) {
   }, { unit: "kW (up + / down −)", colour: ENVELOPE_COLOUR });
 }
 
+/**
+ * One line per microgrid of `byMicrogrid` ({name: [per hour]}), hourly from `day` 00:00 UTC. drawChart draws
+ * a legend for overlays only, so every microgrid is an overlay; the first is also the main series beneath.
+ */
+function drawPerMicrogrid(svg, day, names, byMicrogrid, unit) {
+  const lines = names.map((name, i) => ({
+    value: byMicrogrid[name], colour: MICROGRID_COLOURS[i % MICROGRID_COLOURS.length], label: name,
+  }));
+  const start = Date.parse(`${day}T00:00:00Z`);
+  const t = lines[0].value.map((_, h) => new Date(start + h * HOUR_MS).toISOString());
+  drawChart(svg, { t, value: lines[0].value, lines }, { unit, colour: lines[0].colour });
+}
+
+/** The run's microgrids that have both a schedule and prices, in the run's order (their colours follow it). */
+function scheduledMicrogrids(run) {
+  return run.agents.filter((name) => run.pcc_kw[name]?.length && run.price_eur_per_kw[name]?.length);
+}
+
 /** The panel; `api` is set on sign-in, `onError(e)` handles failures that belong to no button. */
 export class CoordinationPanel extends PollingPanel {
   constructor(root, onError) {
     super(root, onError);
     this.envelopeKey = "";
     this.envelope = null;
+    this.schedulesKey = "";
     this.el("run").addEventListener("click", () => this.startRun());
     this.el("vpp").addEventListener("change", () => this.loadEnvelope());
     this.el("award-form").addEventListener("submit", (e) => { e.preventDefault(); this.dispatchAward(); });
@@ -105,6 +127,7 @@ export class CoordinationPanel extends PollingPanel {
     if (run === null) {
       summary.innerHTML = '<span class="muted">no coordination run yet</span>';
       this.el("rounds").tBodies[0].innerHTML = "";
+      this.renderSchedules(null);
       return;
     }
     const gap = run.gap == null ? "—" : `${number(run.gap * 100, 2)} %`;
@@ -125,6 +148,27 @@ export class CoordinationPanel extends PollingPanel {
         `<td class="num">${scientific(r.dual)}</td><td class="num">${scientific(r.eps_dual)}</td>` +
         `<td class="num">${number(r.rho, 3)}</td></tr>`;
     }).join("");
+    this.renderSchedules(run);
+  }
+
+  /**
+   * The run's agreed PCC schedules and coordination prices, or a note when it has none. Redrawn only when
+   * the run, its rounds or its state change (the schedules arrive with the final state), to avoid flicker.
+   */
+  renderSchedules(run) {
+    const key = run === null ? "" : `${run.id}:${run.iterations}:${run.state}`;
+    if (key === this.schedulesKey) return;
+    this.schedulesKey = key;
+    const names = run === null ? [] : scheduledMicrogrids(run);
+    const note = this.el("schedules-note");
+    note.hidden = run === null || names.length > 0;
+    note.textContent = run?.state === "running" ? "no schedules yet: they come with the run's outcome"
+      : "this run has no schedules";
+    this.el("schedules").hidden = names.length === 0;
+    if (names.length === 0) return;
+    // drawn once visible: the charts take their size from the page
+    drawPerMicrogrid(this.el("pcc-chart"), run.day, names, run.pcc_kw, "kW (import +)");
+    drawPerMicrogrid(this.el("price-chart"), run.day, names, run.price_eur_per_kw, "€/kW");
   }
 
   async startRun() {
