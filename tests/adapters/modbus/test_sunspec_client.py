@@ -126,7 +126,7 @@ async def test_out_of_range_setpoints_are_refused_before_any_write(battery: Simu
 async def test_offline_device_gives_a_clear_error_then_the_client_reconnects(pv: SimulatedDer) -> None:
     server = SimulatedSunSpecServer({1: pv})
     await server.start()
-    client = SunSpecClient(endpoint(server, timeout_s=0.5))
+    client = SunSpecClient(endpoint(server, timeout_s=2.0))
     try:
         assert (await client.read(103))["W"] == 7_000.0
         await server.stop()

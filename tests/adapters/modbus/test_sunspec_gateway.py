@@ -93,7 +93,7 @@ async def test_a_device_going_offline_and_back_turns_its_presence(
     server = SimulatedSunSpecServer({1: pv})
     await server.start()
     device = SunSpecDevice(
-        spec(PV_ID, DeviceKind.INVERTER), SunSpecClient(SunSpecEndpoint("127.0.0.1", server.port, 1, timeout_s=0.5))
+        spec(PV_ID, DeviceKind.INVERTER), SunSpecClient(SunSpecEndpoint("127.0.0.1", server.port, 1, timeout_s=2.0))
     )
     gateway = SunSpecGateway([device], bus, keyrings[0])
     try:

@@ -12,7 +12,7 @@ SILENT = frozenset({"SetChargingProfile", "ClearChargingProfile"})
 
 
 def test_push_reports_each_charger_and_survives_a_silent_one(centre, fleet, credentials):
-    system, _ = centre(response_timeout_s=0.5)
+    system, _ = centre(response_timeout_s=2.0)  # ample for the talker on a loaded machine
     talker = make_station("2.0.1", StationConfig("cp-201", system.url, password=credentials.passwords["cp-201"]))
     silent = make_station(
         "1.6", StationConfig("cp-16", system.url, password=credentials.passwords["cp-16"], ignore_actions=SILENT)
@@ -30,13 +30,13 @@ def test_push_reports_each_charger_and_survives_a_silent_one(centre, fleet, cred
     }
     assert "nowhere" in report.results["nowhere"].detail and "≥ 0 kW" in report.results["nowhere"].detail
     assert report.count(PushOutcome.ACCEPTED) == 1
-    assert report.wall_s >= 0.5  # it waited for the silent one; the others did not wait for it
+    assert report.wall_s >= 2.0  # it waited for the silent one; the others did not wait for it
 
     # The talker holds the schedule as sent: 7.4 kW now, 3.7 kW after 15 minutes (in watts on the wire).
     (profile,) = runner.call(lambda: list(talker.profiles))
     assert profile.purpose == "ChargingStationMaxProfile" and profile.periods_w == ((0.0, 7400.0), (900.0, 3700.0))
 
-    with pytest.raises(OcppCallError, match=r"cp-16 did not answer ClearChargingProfile within 0.5 s"):
+    with pytest.raises(OcppCallError, match=r"cp-16 did not answer ClearChargingProfile within 2 s"):
         system.clear_charging_profile("cp-16")
     # The centre is still up: the talker still answers, and so does the silent one to what it does answer.
     assert system.clear_charging_profile("cp-201") == "Accepted"
