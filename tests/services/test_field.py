@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -372,16 +373,30 @@ def test_a_live_run_today_follows_the_profiles_season_and_time_of_day(scenario: 
     assert in_profile_year.load_p_kw[0, 0] == pytest.approx(expected)
 
 
-def test_a_grid_forming_battery_holds_its_microgrid_when_the_pcc_opens(
-    small_scenario_file: Path, tmp_path: Path, bus: InProcessBus
-) -> None:
+class Forming(NamedTuple):
+    scenario: Scenario
+    centre: CentreKeyring
+    record: Recorder
+    sim: FieldSimulator
+
+
+def _forming(small_scenario_file: Path, tmp_path: Path, bus: InProcessBus) -> Forming:
+    """The small microgrid with its battery grid-forming, simulated from an evening (no PV)."""
     text = small_scenario_file.read_text().replace("eta_discharge: 0.93}", "eta_discharge: 0.93, grid_forming: true}")
     path = tmp_path / "forming.yaml"
     path.write_text(text)
     forming = read_scenario(path)
     field_ring, centre_ring = provision_keyrings(catalogue_of(forming.network).devices)
     record = Recorder(bus)
-    sim = simulator(forming, bus, field_ring, tmp_path, start=datetime(2016, 6, 1, 20))  # evening: no PV
+    return Forming(
+        forming, centre_ring, record, simulator(forming, bus, field_ring, tmp_path, start=datetime(2016, 6, 1, 20))
+    )
+
+
+def test_a_grid_forming_battery_holds_its_microgrid_when_the_pcc_opens(
+    small_scenario_file: Path, tmp_path: Path, bus: InProcessBus
+) -> None:
+    forming, centre_ring, record, sim = _forming(small_scenario_file, tmp_path, bus)
     meters = {d.id for d in catalogue_of(forming.network).devices.values() if d.kind is DeviceKind.METER}
     sim.step(60)
     soc = float(sim.grid.fleet.soc[0])
@@ -424,13 +439,7 @@ def test_a_grid_forming_battery_holds_its_microgrid_when_the_pcc_opens(
 def test_an_island_runs_at_its_droop_frequency_and_is_synchronised_when_the_pcc_closes(
     small_scenario_file: Path, tmp_path: Path, bus: InProcessBus
 ) -> None:
-    text = small_scenario_file.read_text().replace("eta_discharge: 0.93}", "eta_discharge: 0.93, grid_forming: true}")
-    path = tmp_path / "forming.yaml"
-    path.write_text(text)
-    forming = read_scenario(path)
-    field_ring, centre_ring = provision_keyrings(catalogue_of(forming.network).devices)
-    record = Recorder(bus)
-    sim = simulator(forming, bus, field_ring, tmp_path, start=datetime(2016, 6, 1, 20))  # evening: no PV
+    _, centre_ring, record, sim = _forming(small_scenario_file, tmp_path, bus)
     sim.step(60)
     assert latest(record.telemetry(), BATTERY)["Hz"] == 50.0  # on the grid: the grid's frequency
     send(bus, command(centre_ring, sim, PCC, "open"))
