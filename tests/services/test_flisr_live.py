@@ -3,6 +3,7 @@ out → the centre locates, isolates and restores through ties by signed command
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -122,3 +123,18 @@ def test_bad_fault_orders_are_refused_with_the_reason(live: Live) -> None:
         live.centre.flisr_case("no-such-case")
     with pytest.raises(NotFound):
         live.centre.repair_fault("F0", "engineer")
+
+
+def test_stopping_the_centre_waits_for_the_case_it_is_executing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    rig = Live(tmp_path, FlisrMode.AUTOMATIC)
+    rig.run_until(lambda: True, seconds=60)
+    rig.centre.inject_fault(FaultRequest(element="lA4", table="lines"), "engineer")
+    rig.run_until(lambda: any(c.status == "executing" for c in rig.centre.flisr_cases()))
+    rig.close()  # the centre stops while the case's worker waits for an acknowledgement, then the historian closes
+    assert [t.name for t in threading.enumerate() if t.name.startswith("flisr:")] == []
+    time.sleep(0.1)
+    assert failures == []  # nothing tried to log into the closed historian

@@ -94,22 +94,29 @@ class FlisrService:
         self._lock = threading.Lock()
         self._counter = 0
         self._timer: threading.Timer | None = None
+        self._workers: list[threading.Thread] = []
         self._first_lockout = 0.0
-        self._stopped = False
+        self._stopped = threading.Event()
 
-    def stop(self) -> None:
-        """No new cases (a pending one is dropped); executing cases finish their current step."""
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """No new cases (a pending one is dropped); executing cases stop after their current step. Returns
+        once the threads that open and execute cases are done, so that nothing is logged after the
+        historian behind ``on_event`` has closed."""
         with self._lock:
-            self._stopped = True
+            self._stopped.set()
             timer, self._timer = self._timer, None
+            threads = [*self._workers, *([timer] if timer is not None else [])]
         if timer is not None:
             timer.cancel()
+        deadline = time.monotonic() + timeout_s
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- opening cases --------------------------------------------------------------------------------
     def lockout(self, switch: str) -> None:
         """A protective device locked out; plan after the settle time (indicators arrive meanwhile)."""
         with self._lock:
-            if self._stopped or switch in self._pending:
+            if self._stopped.is_set() or switch in self._pending:
                 return
             if not self._pending:
                 self._first_lockout = time.time()
@@ -117,6 +124,12 @@ class FlisrService:
             self._timer = threading.Timer(self.settle_s, self._open_case)
             self._timer.daemon = True
             self._timer.start()
+            self._track(self._timer)  # a timer already opening a case is waited for too
+
+    def _track(self, thread: threading.Thread) -> None:
+        """Keep ``thread`` for :meth:`stop` to wait for (the caller holds the lock)."""
+        self._workers = [t for t in self._workers if t.is_alive()]
+        self._workers.append(thread)
 
     def _next_id(self, kind: str) -> str:
         with self._lock:
@@ -127,7 +140,7 @@ class FlisrService:
         with self._lock:
             trips, self._pending = tuple(sorted(self._pending)), set()
             lockout_wall = self._first_lockout
-            if self._stopped:
+            if self._stopped.is_set():
                 return
         if not trips:
             return
@@ -197,11 +210,16 @@ class FlisrService:
     def _execute(self, case: FlisrCase) -> None:
         case.status = CaseStatus.EXECUTING
         thread = threading.Thread(target=self._run, args=(case,), name=f"flisr:{case.id}", daemon=True)
-        thread.start()
+        with self._lock:
+            thread.start()
+            self._track(thread)
 
     def _run(self, case: FlisrCase) -> None:
         queue = list(case.steps)
         while queue:
+            if self._stopped.is_set():
+                self._fail(case, f"the centre stopped with {len(queue)} steps left")
+                return
             step = queue.pop(0)
             outcome = self._operate(step)
             case.done.append((step, outcome))
@@ -242,7 +260,8 @@ class FlisrService:
             answer = self.commands.record(device, record.seq)
             if answer is not None and answer.status != "sent":
                 return "done" if answer.status == "done" else f"refused by the device: {answer.reason}"
-            time.sleep(0.02)
+            if self._stopped.wait(0.02):
+                return "no acknowledgement before the centre stopped"
         return f"no acknowledgement within {self.ack_timeout_s:g} s"
 
     # -- reading --------------------------------------------------------------------------------------
