@@ -443,15 +443,21 @@ def test_an_island_runs_at_its_droop_frequency_and_is_synchronised_when_the_pcc_
     sim.step(60)
     assert latest(record.telemetry(), BATTERY)["Hz"] == 50.0  # on the grid: the grid's frequency
     send(bus, command(centre_ring, sim, PCC, "open"))
-    hz = []
+    hz, q_kvar, v_pu = [], [], []
     for _ in range(2):
         sim.step(60)
-        assert sim.last_state is not None
-        drawn_kw = float(sim.last_state.battery_p_kw[0])
+        state = sim.last_state
+        assert state is not None
+        drawn_kw = float(state.battery_p_kw[0])
         # P-droop 1 %: 0.5 Hz below 50 Hz at the battery's full 40 kW
         assert latest(record.telemetry(), BATTERY)["Hz"] == pytest.approx(50.0 - 0.5 * drawn_kw / 40.0)
         hz.append(50.0 - 0.5 * drawn_kw / 40.0)
+        q_kvar.append(float(state.flow.grid_q_kvar[0][sim.grid.engine.index.sources.index("island:bess")]))
+        v_pu.append(float(state.flow.v_pu[0][sim.grid.battery_bus[0]]))
     assert hz[0] < 50.0
+    # Q-V droop 5 % (Q rated = P rated): the battery holds its bus at the set-point for the Q it delivered
+    # at the previous instant (nominal when the island formed).
+    assert v_pu == pytest.approx([1.0, 1.0 - 0.05 * q_kvar[0] / 40.0]) and q_kvar[0] > 0
     record.clear()
     send(bus, command(centre_ring, sim, PCC, "close"))
     sim.step(60)

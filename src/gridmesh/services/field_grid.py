@@ -119,6 +119,7 @@ class FieldGrid:
         self._islands: tuple[Island, ...] = ()
         self.droop = Droop()
         self._island_phase: dict[str, tuple[float, float]] = {}  # former → (Hz, angle to the grid in degrees)
+        self._island_q_kvar: dict[str, float] = {}  # former → reactive power it delivered at the last instant
         self.synchronised: list[Synchronised] = []  # closings onto live islands, taken by the simulator
         self._last_v_pu: FloatArray | None = None
         self.engine: PowerFlow
@@ -231,6 +232,7 @@ class FieldGrid:
             [np.isin(battery_bus, i.buses) for i in self._islands], dtype=bool
         ).reshape(len(self._islands), len(battery_bus))
         self._former_source = np.array([sources[i.source_id] for i in self._islands], dtype=np.int64)
+        self._source_u_pu = np.array([solved.external_grids[x].vm_pu for x in self.engine.index.sources])
         conn = connectivity(solved)
         by_id = dict(zip(conn.bus_ids, conn.energized, strict=True))
         self._energized_bus = np.array([by_id[b] for b in self.engine.index.buses], dtype=bool)
@@ -252,9 +254,11 @@ class FieldGrid:
         """Each island's grid-forming battery delivers what its island draws (the source's power): its SOC
         integrates that; one that cannot (SOC window) gives up its island, which goes dark next tick."""
         if not self._islands:
-            self._island_phase = {}
+            self._island_phase, self._island_q_kvar = {}, {}
             return
         drawn = np.nan_to_num(flow.grid_p_kw[0][self._former_source])
+        q = np.nan_to_num(flow.grid_q_kvar[0][self._former_source])
+        self._island_q_kvar = dict(zip((i.former for i in self._islands), q.tolist(), strict=True))
         self._turn_islands(self.droop.frequency_hz(drawn, self.battery_rating_kw[self._former]), elapsed_s)
         request = np.zeros(len(self.fleet))
         request[self._former] = drawn
@@ -268,6 +272,17 @@ class FieldGrid:
         if failing.any():
             self._depleted.update(self._islands[k].former for k in np.flatnonzero(failing))
             self._build(same_topology=True)
+
+    def _source_voltages(self) -> FloatArray | None:
+        """Voltage set-point of every source, ``(1, sources)``: each grid-forming battery's Q-V droop at the
+        reactive power it delivered at the previous instant (the study's fixed point, one pass per instant:
+        instants are seconds apart and Q moves slowly), the external grids' own; None without islands."""
+        if not self._islands:
+            return None
+        q = np.array([self._island_q_kvar.get(i.former, 0.0) for i in self._islands])
+        u = self._source_u_pu.copy()
+        u[self._former_source] = self.droop.voltage_pu(q, self.battery_rating_kw[self._former])
+        return u[None, :]
 
     def _turn_islands(self, hz: FloatArray, elapsed_s: float) -> None:
         """Each island's angle to the grid turns at its frequency difference over the interval just held
@@ -323,7 +338,7 @@ class FieldGrid:
             ev_p_kw=ev_kw[None, :],
             battery_p_kw=battery_kw[None, :],
         )
-        flow = self.engine.run(injections)
+        flow = self.engine.run(injections, source_u_pu=self._source_voltages())
         self._hold_islands(flow, battery_kw, elapsed_s)
         self._last_v_pu = flow.v_pu[0]
         return GridState(
