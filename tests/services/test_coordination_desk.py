@@ -18,6 +18,7 @@ from gridmesh.services.bus import InProcessBus, Message
 from gridmesh.services.coordination_desk import CoordinationDesk
 from gridmesh.services.edge_link import AgentPlan, PlanPublisher
 from gridmesh.telemetry.catalogue import catalogue_of
+from support.brokers import wait_for
 
 DAY = date(2016, 6, 1)
 
@@ -66,6 +67,36 @@ def test_a_second_run_is_refused_while_one_is_in_progress(scenario: Scenario, mo
     release.set()
     desk.wait(120)
     assert desk.runs()[0].state == "done"
+
+
+def test_stopping_ends_a_run_in_progress_and_refuses_new_ones(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real = coordination_desk.day_case
+
+    def held(s: Scenario, day: date) -> coordination_desk.CoordinationCase:
+        release.wait(30)
+        return real(s, day)
+
+    monkeypatch.setattr(coordination_desk, "day_case", held)
+    desk = CoordinationDesk(scenario)
+    run = desk.start(DAY, "operator")
+    stopper = threading.Thread(target=desk.stop)
+    stopper.start()
+
+    def refused_for_stopping() -> bool:  # while the run is held, a new one is refused either way
+        try:
+            desk.start(DAY, "operator")
+        except CommandRefused as refused:
+            return "stopping" in str(refused)
+        return False
+
+    wait_for(refused_for_stopping, 10, "the desk to refuse new runs")
+    release.set()
+    stopper.join(60)
+    assert not stopper.is_alive()
+    assert (run.state, run.error) == ("failed", "the centre stopped before the run finished")
 
 
 def test_the_vpp_envelope_and_an_award_delivered_through_the_twin(scenario: Scenario) -> None:

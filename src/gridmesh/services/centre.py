@@ -354,6 +354,7 @@ class ControlCentre:
             if service is not None:
                 service.stop()
         self.flisr.stop()
+        self.coordination.stop()
         self.feed.stop()
         self._stop.set()
         if self._thread is not None:

@@ -82,6 +82,10 @@ def day_case(scenario: Scenario, day: date) -> CoordinationCase:
     return demo_case(window, twin.engine)
 
 
+class RunStopped(GridmeshError):
+    """The centre stopped while a coordination run was in progress."""
+
+
 class CoordinationDesk:
     """Runs day-ahead coordination and VPP envelopes for the centre; thread-safe for the API."""
 
@@ -101,11 +105,14 @@ class CoordinationDesk:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- day-ahead coordination -----------------------------------------------------------------------
     def start(self, day: date, user: str) -> CoordinationRun:
         """Start the day-ahead co-optimisation of ``day`` in the background; refused while one runs."""
         with self._lock:
+            if self._stopping.is_set():
+                raise CommandRefused("the centre is stopping", "start it again, then ask")
             if self._worker is not None and self._worker.is_alive():
                 raise CommandRefused("a coordination run is in progress", "wait for it to finish, then ask again")
             run = CoordinationRun(f"co-{next(self._ids)}", day, user, self.clock())
@@ -120,6 +127,15 @@ class CoordinationDesk:
         if worker is not None:
             worker.join(timeout)
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """No new runs; a run in progress ends at its next round (``failed``, the centre stopped)."""
+        self._stopping.set()
+        self.wait(timeout)
+
+    def _check_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise RunStopped("the centre stopped before the run finished")
+
     def runs(self) -> list[CoordinationRun]:
         """Runs, newest first (the running one included, its rounds so far)."""
         with self._lock:
@@ -129,7 +145,14 @@ class CoordinationDesk:
         try:
             case = day_case(self.scenario, run.day)
             run.agents = tuple(m.id for m in case.microgrids)
-            result = solve_admm(case.microgrids, case.feeder, settings=self.settings, on_round=run.rounds.append)
+
+            def on_round(residuals: Residuals) -> None:
+                run.rounds.append(residuals)
+                self._check_stopping()
+
+            self._check_stopping()
+            result = solve_admm(case.microgrids, case.feeder, settings=self.settings, on_round=on_round)
+            self._check_stopping()
             central = solve_centralised(case)
             self._finish(run, case, result, central.objective_eur)
         except (GridmeshError, ValueError) as exc:
