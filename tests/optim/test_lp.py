@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gridmesh.optim.lp import INF, LpStatus, SparseLp
+from gridmesh.optim.lp import INF, LpStatus, SparseLp, WarmStart, solve_lp
 
 
 def test_small_lp_solved_by_hand() -> None:
@@ -46,3 +46,29 @@ def test_infeasible_and_unbounded_are_statuses_not_errors() -> None:
     lp = SparseLp()
     lp.variables(1, lower=-INF, cost=1.0)
     assert lp.solve().status in (LpStatus.UNBOUNDED, LpStatus.INFEASIBLE)  # presolve may not tell which
+
+
+def _packing(scale: float) -> SparseLp:
+    """A dense random packing LP (max value under 20 capacity rows, 0 ≤ x ≤ 1): presolve cannot solve it away."""
+    rng = np.random.default_rng(3)
+    lp = SparseLp()
+    x = lp.variables(40, upper=1.0, cost=-rng.uniform(1.0, 2.0, 40))
+    rows = lp.rows(20, upper=scale * rng.uniform(3.0, 6.0, 20))
+    lp.terms(rows[:, None], x[None, :], rng.uniform(0.0, 1.0, (20, 40)))
+    return lp
+
+
+def test_a_warm_start_reaches_the_same_optimum_from_the_previous_basis() -> None:
+    cold = solve_lp(_packing(1.0))
+    assert cold.status is LpStatus.OPTIMAL and cold.iterations > 0
+    warm = WarmStart()
+    first = solve_lp(_packing(1.0), warm=warm)
+    assert first.iterations == cold.iterations  # nothing kept yet: a cold start
+    again = solve_lp(_packing(1.0), warm=warm)
+    assert again.iterations == 0 and again.objective == pytest.approx(cold.objective)  # started at the optimum
+    shifted = solve_lp(_packing(1.02), warm=warm)  # new data, same shape: a few iterations from the kept basis
+    assert shifted.objective == pytest.approx(solve_lp(_packing(1.02)).objective)
+    assert shifted.iterations < cold.iterations
+    other = SparseLp()  # another shape: the kept basis is not offered
+    other.variables(1, upper=2.0, cost=-1.0)
+    assert solve_lp(other, warm=warm).x == pytest.approx([2.0])

@@ -24,6 +24,7 @@ from gridmesh.devices.flexible_load import FlexibleLoads
 from gridmesh.errors import GridmeshError
 from gridmesh.model.kinds import SiteLevel
 from gridmesh.optim.dispatch import solve_dispatch
+from gridmesh.optim.lp import WarmStart
 from gridmesh.optim.problem import DispatchProblem
 from gridmesh.physics.powerflow import STUDY_OUTPUTS, Injections, PowerFlow
 from gridmesh.physics.sensitivity import Sensitivity, voltage_sensitivity
@@ -90,6 +91,7 @@ class ModelPredictiveControl:
         self._peak = 0.0
         self._site_peaks: FloatArray = np.zeros(0)
         self.stats = MpcStats()
+        self._warm = WarmStart()  # consecutive horizons share their structure
         self.network_aware = network_aware
         self.monitored_per_site = monitored_per_site
         self.prune_limits = prune_limits
@@ -268,7 +270,7 @@ class ModelPredictiveControl:
         shift = np.zeros((window.steps, len(flexible)))
         for t in range(0, window.steps, self.replan_every):
             horizon = slice(t, min(t + self.horizon_steps, len(f.substation_kw)))
-            plan = solve_dispatch(self.problem(f, fleet, horizon, limits, flexible=flexible))
+            plan = solve_dispatch(self.problem(f, fleet, horizon, limits, flexible=flexible), warm=self._warm)
             self.stats.solves += 1
             self.stats.seconds += plan.solve_seconds
             if plan.status != "optimal":

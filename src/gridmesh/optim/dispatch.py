@@ -19,7 +19,7 @@ import numpy as np
 
 from gridmesh.optim.feasibility import diagnose, precheck
 from gridmesh.optim.formulation import build_lp, extract
-from gridmesh.optim.lp import LpStatus
+from gridmesh.optim.lp import LpStatus, WarmStart, solve_lp
 from gridmesh.optim.problem import DispatchProblem, FloatArray
 
 __all__ = [
@@ -188,12 +188,13 @@ def _feasible(p: DispatchProblem, time_limit_s: float) -> bool:
     return lp.solve(time_limit_s=time_limit_s).status is LpStatus.OPTIMAL
 
 
-def solve_dispatch(p: DispatchProblem, *, time_limit_s: float = 10.0) -> DispatchPlan:
+def solve_dispatch(p: DispatchProblem, *, time_limit_s: float = 10.0, warm: WarmStart | None = None) -> DispatchPlan:
     """The cost-optimal dispatch of one horizon, or an explained fallback; never raises for bad luck.
 
     Args:
         p: the horizon: forecasts, tariffs, device limits, optional network sensitivities.
         time_limit_s: HiGHS's time limit; past it the plan is the fallback with status "fallback".
+        warm: a rolling horizon's warm start (:class:`~gridmesh.optim.lp.WarmStart`), kept across calls.
 
     Returns:
         A plan with status "optimal"; "infeasible" (reason "infeasible because …", fallback dispatch);
@@ -203,7 +204,7 @@ def solve_dispatch(p: DispatchProblem, *, time_limit_s: float = 10.0) -> Dispatc
     if reason is not None:
         return fallback_plan(p, status="infeasible", reason=reason)
     lp, variables = build_lp(p)
-    solution = lp.solve(time_limit_s=time_limit_s)
+    solution = solve_lp(lp, time_limit_s=time_limit_s, warm=warm)
     if solution.status is LpStatus.OPTIMAL:
         charge, discharge, curtail, flex = extract(p, variables, solution)
         return _plan(p, charge, discharge, curtail, flex, status="optimal", reason="", seconds=solution.seconds)

