@@ -51,15 +51,21 @@ def test_a_day_ahead_run_reaches_the_centralised_optimum_and_sends_the_plans(sce
     bus.close()
 
 
-def test_a_second_run_is_refused_while_one_is_in_progress(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
+@pytest.fixture
+def release(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Runs are held before their first round until the returned event is set."""
+    released = threading.Event()
     real = coordination_desk.day_case
 
     def held(s: Scenario, day: date) -> coordination_desk.CoordinationCase:
-        release.wait(30)
+        released.wait(30)
         return real(s, day)
 
     monkeypatch.setattr(coordination_desk, "day_case", held)
+    return released
+
+
+def test_a_second_run_is_refused_while_one_is_in_progress(scenario: Scenario, release: threading.Event) -> None:
     desk = CoordinationDesk(scenario)
     desk.start(DAY, "operator")
     with pytest.raises(CommandRefused, match="in progress"):
@@ -69,17 +75,7 @@ def test_a_second_run_is_refused_while_one_is_in_progress(scenario: Scenario, mo
     assert desk.runs()[0].state == "done"
 
 
-def test_stopping_ends_a_run_in_progress_and_refuses_new_ones(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    release = threading.Event()
-    real = coordination_desk.day_case
-
-    def held(s: Scenario, day: date) -> coordination_desk.CoordinationCase:
-        release.wait(30)
-        return real(s, day)
-
-    monkeypatch.setattr(coordination_desk, "day_case", held)
+def test_stopping_ends_a_run_in_progress_and_refuses_new_ones(scenario: Scenario, release: threading.Event) -> None:
     desk = CoordinationDesk(scenario)
     run = desk.start(DAY, "operator")
     stopper = threading.Thread(target=desk.stop)
