@@ -85,6 +85,16 @@ def distinct_colours(png: bytes) -> int:
     return len(colours)
 
 
+def viewer_page(page: Page, served: Served, errors: list[str]) -> Page:
+    """A second tab of the same browser signed in with the viewer token; its page errors join ``errors``."""
+    browser = page.context.browser
+    assert browser is not None
+    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
+    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
+    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    return wallboard
+
+
 def test_dashboard_live(served: Served, page: Page, tmp_path: Path) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -231,11 +241,7 @@ def test_self_healing_panel(served: Served, page: Page, tmp_path: Path) -> None:
     assert distinct_colours(png) > 200
 
     # a viewer sees the same cases and faults, without the operator's buttons and form
-    browser = page.context.browser
-    assert browser is not None
-    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
-    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
-    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    wallboard = viewer_page(page, served, errors)
     seen = wallboard.locator("#self-healing")
     expect(seen.locator('tr[data-fault-id="F2"]')).to_contain_text("in the grid", timeout=WAIT_MS)
     expect(seen.locator("article.case")).to_have_count(3)
@@ -302,11 +308,7 @@ def test_ev_and_demand_response_panels(served: Served, page: Page, tmp_path: Pat
         assert distinct_colours(png) > 20  # drawn, not blank
 
     # a viewer sees events and results without the form or cancel buttons
-    browser = page.context.browser
-    assert browser is not None
-    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
-    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
-    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    wallboard = viewer_page(page, served, errors)
     seen = wallboard.locator("#demand-response")
     expect(seen.locator("tr[data-event]")).to_have_count(2, timeout=WAIT_MS)
     expect(seen.get_by_role("button")).to_have_count(0)
@@ -417,11 +419,7 @@ def test_coordination_panel(served: Served, page: Page, tmp_path: Path) -> None:
     assert distinct_colours(png) > 20
 
     # a viewer sees the panel without the button
-    browser = page.context.browser
-    assert browser is not None
-    wallboard = browser.new_page(viewport={"width": 1440, "height": 1100})
-    wallboard.on("pageerror", lambda exc: errors.append(str(exc)))
-    wallboard.goto(f"{served.url}/#token={served.viewer_token}")
+    wallboard = viewer_page(page, served, errors)
     seen = wallboard.locator("#coordination")
     expect(seen.locator("tr[data-site]")).to_have_count(2, timeout=WAIT_MS)
     expect(seen.locator('[data-part="up-max"]')).to_have_text("120 kW", timeout=WAIT_MS)
