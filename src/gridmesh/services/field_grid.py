@@ -125,7 +125,7 @@ class FieldGrid:
         self.engine: PowerFlow
         self._build()
         idx = self.engine.index
-        bus_pos = {b: i for i, b in enumerate(idx.buses)}
+        self._bus_pos = bus_pos = {b: i for i, b in enumerate(idx.buses)}  # switching never reorders buses
         # Bus position of every element, per table in power-flow order (switching never changes these).
         self.load_bus = np.array([bus_pos[net.loads[e].bus] for e in idx.loads], dtype=np.int64)
         self.gen_bus = np.array([bus_pos[net.generators[e].bus] for e in idx.generators], dtype=np.int64)
@@ -181,7 +181,7 @@ class FieldGrid:
         grid-forming unit took to bring them into the window (seconds, well inside one tick)."""
         now_formers = {i.former for i in self._islands}
         sides = (self.network.switches[switch].bus, *far_side_buses(self.network, switch))
-        bus_pos = {b: i for i, b in enumerate(self.engine.index.buses)}
+        bus_pos = self._bus_pos
         for island in held:
             joined = island.former not in now_formers and self._energized_bus[bus_pos[island.buses[0]]]
             inside = [b for b in sides if b in island.buses]
